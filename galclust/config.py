@@ -1,0 +1,328 @@
+"""Typed, validated configuration: the survey manifest.
+
+A survey manifest is a TOML file written by the user::
+
+    [survey]
+    name = "ceers-p1"
+
+    [[bands]]
+    name = "F150W"
+    wavelength = 1.501          # pivot wavelength, micron
+    sci = "f150w_sci.fits"      # relative paths are relative to the manifest
+    err = "f150w_err.fits"      # or: weight = "f150w_wht.fits" (inverse variance)
+    unit = "nJy"                # optional
+    # sci_hdu / err_hdu / weight_hdu: HDU index or name (default: first with data)
+
+    [segmentation]
+    path = "seg.fits"
+
+    [catalog]
+    path = "catalog.parquet"    # FITS, CSV or parquet
+    id = "id"                   # column names (these are the defaults)
+    ra = "ra"
+    dec = "dec"
+    redshift = "z_phot"         # optional
+
+    [labels]                    # optional inspection labels
+    path = "labels.csv"
+    id = "id"
+    reliable = "reliable"
+    reason = "reason"
+
+Paths may be local or ``s3://bucket/key``. Every key is checked: a misspelt
+key raises :class:`~galclust.errors.ManifestError` naming the file, the table
+and the closest valid key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from typing import Any
+
+from galclust.errors import ManifestError, did_you_mean
+
+__all__ = [
+    "BandSpec",
+    "CatalogSpec",
+    "LabelsSpec",
+    "Manifest",
+    "SegmentationSpec",
+    "load_manifest",
+]
+
+
+def _is_url(path: str) -> bool:
+    return "://" in path
+
+
+def _resolve(path: str, base: str) -> str:
+    if _is_url(path) or os.path.isabs(path):
+        return path
+    if _is_url(base):
+        return base.rstrip("/") + "/" + path
+    return os.path.normpath(os.path.join(base, path))
+
+
+@dataclass(frozen=True)
+class BandSpec:
+    """One band of the survey.
+
+    Parameters
+    ----------
+    name : str
+        Band name, e.g. ``"F150W"``.
+    wavelength : float
+        Pivot wavelength in micron.
+    sci : str
+        Science image path or URL.
+    err : str, optional
+        1-sigma error image (same units as ``sci``).
+    weight : str, optional
+        Inverse-variance weight image; converted to an error ``1/sqrt(w)``.
+        Exactly one of ``err`` and ``weight`` is required.
+    unit : str
+        Flux unit of ``sci`` (free text, recorded in the cube).
+    sci_hdu, err_hdu, weight_hdu : int or str, optional
+        HDU holding the image (default: the first HDU with a 2-D array).
+    """
+
+    name: str
+    wavelength: float
+    sci: str
+    err: str | None = None
+    weight: str | None = None
+    unit: str = ""
+    sci_hdu: int | str | None = None
+    err_hdu: int | str | None = None
+    weight_hdu: int | str | None = None
+
+    @property
+    def noise_path(self) -> str:
+        """The error or weight path, whichever is given."""
+        return self.err if self.err is not None else self.weight  # type: ignore[return-value]
+
+    @property
+    def noise_kind(self) -> str:
+        """``"err"`` or ``"weight"``."""
+        return "err" if self.err is not None else "weight"
+
+    @property
+    def noise_hdu(self) -> int | str | None:
+        return self.err_hdu if self.err is not None else self.weight_hdu
+
+
+@dataclass(frozen=True)
+class SegmentationSpec:
+    """The segmentation map (integer image, 0 = sky, else the catalog id)."""
+
+    path: str
+    hdu: int | str | None = None
+
+
+@dataclass(frozen=True)
+class CatalogSpec:
+    """The source catalog and the names of its id / RA / Dec columns."""
+
+    path: str
+    id: str = "id"
+    ra: str = "ra"
+    dec: str = "dec"
+    redshift: str | None = None
+    hdu: int | str | None = None
+
+
+@dataclass(frozen=True)
+class LabelsSpec:
+    """Visual-inspection labels: id, reliable (1) / spurious (0), reason."""
+
+    path: str
+    id: str = "id"
+    reliable: str = "reliable"
+    reason: str = "reason"
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A validated survey manifest (see the module docstring for the format)."""
+
+    name: str
+    bands: tuple[BandSpec, ...]
+    segmentation: SegmentationSpec
+    catalog: CatalogSpec
+    labels: LabelsSpec | None = None
+    source: str = "<memory>"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def band_names(self) -> list[str]:
+        return [b.name for b in self.bands]
+
+    @property
+    def wavelengths(self) -> list[float]:
+        return [b.wavelength for b in self.bands]
+
+    def input_paths(self) -> dict[str, str]:
+        """Every input file, keyed by what it is (``"F150W.sci"``, ``"seg"``, ...)."""
+        paths: dict[str, str] = {}
+        for b in self.bands:
+            paths[f"{b.name}.sci"] = b.sci
+            paths[f"{b.name}.{b.noise_kind}"] = b.noise_path
+        paths["seg"] = self.segmentation.path
+        paths["catalog"] = self.catalog.path
+        if self.labels is not None:
+            paths["labels"] = self.labels.path
+        return paths
+
+    def to_dict(self) -> dict[str, Any]:
+        """A TOML-ready dict (paths as given after resolution)."""
+
+        def clean(obj: Any) -> dict[str, Any]:
+            return {k: v for k, v in dataclasses.asdict(obj).items() if v is not None}
+
+        out: dict[str, Any] = {"survey": {"name": self.name, **self.extra}}
+        out["bands"] = [clean(b) for b in self.bands]
+        out["segmentation"] = clean(self.segmentation)
+        out["catalog"] = clean(self.catalog)
+        if self.labels is not None:
+            out["labels"] = clean(self.labels)
+        return out
+
+
+def _fields(cls: type) -> dict[str, dataclasses.Field]:
+    return {f.name: f for f in dataclasses.fields(cls)}
+
+
+def _build(cls: type, table: Any, where: str, source: str, base: str,
+           path_keys: tuple[str, ...]) -> Any:
+    if not isinstance(table, dict):
+        raise ManifestError(f"{source}: [{where}] must be a table, got {type(table).__name__}.")
+    known = _fields(cls)
+    for key in table:
+        if key not in known:
+            raise ManifestError(
+                f"{source}: unknown key {key!r} in [{where}]."
+                + did_you_mean(key, known)
+                + f" Valid keys: {', '.join(sorted(known))}."
+            )
+    for name, f in known.items():
+        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        if required and name not in table:
+            raise ManifestError(f"{source}: [{where}] is missing the required key {name!r}.")
+    values = dict(table)
+    for key in path_keys:
+        if values.get(key) is not None:
+            if not isinstance(values[key], str):
+                raise ManifestError(f"{source}: [{where}].{key} must be a path string.")
+            values[key] = _resolve(values[key], base)
+    return cls(**values)
+
+
+_TOP = {"survey", "bands", "segmentation", "catalog", "labels"}
+
+
+def manifest_from_dict(data: dict[str, Any], *, source: str = "<memory>",
+                       base: str = ".") -> Manifest:
+    """Validate a manifest given as a dict (the parsed TOML).
+
+    Parameters
+    ----------
+    data : dict
+        The parsed manifest.
+    source : str
+        Where it came from, used in error messages.
+    base : str
+        Directory (or URL prefix) that relative paths are resolved against.
+
+    Returns
+    -------
+    Manifest
+
+    Raises
+    ------
+    ManifestError
+        On an unknown or missing key, a bad value or duplicate band names.
+    """
+    for key in data:
+        if key not in _TOP:
+            raise ManifestError(
+                f"{source}: unknown top-level table [{key}]." + did_you_mean(key, _TOP)
+                + f" Valid tables: {', '.join(sorted(_TOP))}."
+            )
+    for key in ("bands", "segmentation", "catalog"):
+        if key not in data:
+            raise ManifestError(f"{source}: the manifest has no [{key}] table; add one.")
+    survey = dict(data.get("survey", {}))
+    name = survey.pop("name", None)
+    if not name:
+        name = os.path.splitext(os.path.basename(source))[0] or "survey"
+    bands_raw = data["bands"]
+    if not isinstance(bands_raw, list) or not bands_raw:
+        raise ManifestError(f"{source}: [[bands]] must list at least one band.")
+    bands = []
+    for i, b in enumerate(bands_raw):
+        where = f"bands][{i}"
+        spec = _build(BandSpec, b, where, source, base, ("sci", "err", "weight"))
+        if (spec.err is None) == (spec.weight is None):
+            raise ManifestError(
+                f"{source}: band {spec.name!r} must give exactly one of 'err' (1-sigma "
+                "error image) or 'weight' (inverse-variance image)."
+            )
+        try:
+            wl = float(spec.wavelength)
+        except (TypeError, ValueError):
+            raise ManifestError(
+                f"{source}: band {spec.name!r} wavelength={spec.wavelength!r} is not a number "
+                "(pivot wavelength in micron)."
+            ) from None
+        if not wl > 0:
+            raise ManifestError(
+                f"{source}: band {spec.name!r} wavelength={wl} must be a positive pivot "
+                "wavelength in micron."
+            )
+        bands.append(dataclasses.replace(spec, wavelength=wl))
+    names = [b.name for b in bands]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ManifestError(f"{source}: band names must be unique; repeated: {dupes}.")
+    seg = _build(SegmentationSpec, data["segmentation"], "segmentation", source, base, ("path",))
+    cat = _build(CatalogSpec, data["catalog"], "catalog", source, base, ("path",))
+    labels = None
+    if "labels" in data:
+        labels = _build(LabelsSpec, data["labels"], "labels", source, base, ("path",))
+    return Manifest(name=str(name), bands=tuple(bands), segmentation=seg, catalog=cat,
+                    labels=labels, source=source, extra=survey)
+
+
+def load_manifest(path: str | os.PathLike[str]) -> Manifest:
+    """Read and validate a survey manifest (TOML), local or ``s3://``.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The manifest file.
+
+    Returns
+    -------
+    Manifest
+        With every relative path resolved against the manifest's folder.
+
+    Raises
+    ------
+    MissingInputError
+        If the file does not exist.
+    ManifestError
+        If it is not valid TOML or not a valid manifest.
+    """
+    from galclust.store.urls import read_bytes  # only store/ opens files
+
+    path = os.fspath(path)
+    raw = read_bytes(path, what="survey manifest")
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ManifestError(f"{path}: not valid TOML ({exc}).") from None
+    base = path.rsplit("/", 1)[0] if _is_url(path) else os.path.dirname(os.path.abspath(path))
+    return manifest_from_dict(data, source=path, base=base)

@@ -1,0 +1,91 @@
+"""Exceptions and warnings raised by galclust.
+
+Every error says *what* is wrong (the file, field or argument) and *how to fix
+it*. They subclass the built-in exception a user would expect (``ValueError``
+for bad values, ``FileNotFoundError`` for missing files) so that generic
+handlers keep working.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+__all__ = [
+    "GalclustError",
+    "GalclustWarning",
+    "InputError",
+    "ManifestError",
+    "MissingInputError",
+    "StoreError",
+    "did_you_mean",
+]
+
+
+class GalclustError(Exception):
+    """Base class of every error galclust raises on purpose."""
+
+
+class InputError(GalclustError, ValueError):
+    """An input file, array or argument is malformed."""
+
+
+class ManifestError(InputError):
+    """The survey manifest is malformed (unknown key, missing field, bad value)."""
+
+
+class MissingInputError(GalclustError, FileNotFoundError):
+    """An input file named by the manifest or the caller does not exist."""
+
+
+class StoreError(GalclustError, OSError):
+    """A store URL cannot be used: missing bucket, refused credentials, no run."""
+
+
+class GalclustWarning(UserWarning):
+    """A condition the user should know about but that does not stop the run."""
+
+
+def did_you_mean(name: str, valid: Iterable[str]) -> str:
+    """Return ``" Did you mean 'x'?"`` for the closest valid name, or ``""``.
+
+    Parameters
+    ----------
+    name : str
+        The name the user gave.
+    valid : iterable of str
+        The accepted names.
+
+    Returns
+    -------
+    str
+        A sentence to append to an error message (empty when nothing is close).
+    """
+    close = difflib.get_close_matches(name, list(valid), n=1, cutoff=0.6)
+    return f" Did you mean {close[0]!r}?" if close else ""
+
+
+def check_choice(argument: str, value: str, valid: Iterable[str]) -> str:
+    """Raise :class:`InputError` unless ``value`` is one of ``valid``.
+
+    Parameters
+    ----------
+    argument : str
+        The argument's name, used in the message.
+    value : str
+        The value given.
+    valid : iterable of str
+        The accepted values.
+
+    Returns
+    -------
+    str
+        ``value`` unchanged.
+    """
+    valid = list(valid)
+    if value not in valid:
+        raise InputError(
+            f"{argument}={value!r} is not one of {', '.join(map(repr, valid))}."
+            + did_you_mean(str(value), valid)
+        )
+    return value

@@ -1,0 +1,597 @@
+"""FITS mosaics → one chunked, WCS-aware zarr cube per field; and reading it back.
+
+Layout of a cube store (zarr v3)::
+
+    field.zarr/
+      sci   (band, y, x) float32    flux; 0 where there is no coverage
+      err   (band, y, x) float32    1-sigma error; +inf where there is no coverage
+      seg   (y, x) int32            segmentation map (0 = sky, else catalog id)
+      band, wavelength, y, x        coordinates (names, pivot micron, pixel indices)
+      tables/catalog.parquet        the catalog, normalised (id, ra, dec, x, y, z, ...)
+      tables/labels.parquet         inspection labels (id, reliable, reason), if any
+
+Root attributes hold the WCS header, pixel scale, units, the survey name and
+the provenance: each input's checksum and the galclust version. The attribute
+``ingest_status`` is ``"complete"`` only once every block and table is
+written; :func:`open_cube` refuses anything else, so an interrupted ingest is
+never read as a finished one, and the rerun rewrites what is missing.
+
+Ingest is a Dask graph of block tasks (all bands × a row of square tiles),
+each reading only its block from every FITS file and writing whole zarr
+chunks, so no two tasks write the same chunk and memory is bounded by the
+block, not by the mosaic.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import time
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import dask
+import numpy as np
+import pandas as pd
+import xarray as xr
+import zarr
+
+import galclust
+from galclust.config import Manifest, load_manifest
+from galclust.errors import InputError, StoreError
+from galclust.store.fits import (
+    ImageInfo,
+    ImageReader,
+    checksum,
+    file_fingerprint,
+    grid_offset,
+    image_info,
+)
+from galclust.store.tables import normalise_catalog, read_table
+from galclust.store.urls import check_writable, exists, get_fs, is_url, join, storage_options
+
+__all__ = ["DEFAULT_TILE", "IngestReport", "ingest", "open_catalog", "open_cube", "open_labels"]
+
+log = logging.getLogger(__name__)
+
+#: Default square tile (pixels) of a chunk. Chosen with benchmarks/ingest.py:
+#: 1024 px (8 bands × 1024² × 4 B = 32 MiB raw per variable and chunk) gave the
+#: best throughput; 512 costs ~10% more per byte from per-chunk overhead, and
+#: 2048 doubles the memory of a block task for no gain.
+DEFAULT_TILE = 1024
+#: Largest number of raw bytes one block task reads (sets chunks per task).
+TASK_BYTES = 256 * 2**20
+_WCS_TOLERANCE_PX = 0.01
+
+
+# --------------------------------------------------------------------------- zarr access
+@contextlib.contextmanager
+def _quiet_zarr() -> Iterator[None]:
+    """Silence zarr's notes on consolidated metadata (not in the v3 spec yet, but
+    read by xarray and zarr-python) and on the ``tables/`` folder beside the arrays."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*[Cc]onsolidated metadata.*")
+        warnings.filterwarnings("ignore", message=".*not recognized as a component.*")
+        yield
+
+
+def _zarr_store(url: str) -> Any:
+    if is_url(url):
+        return zarr.storage.FsspecStore.from_url(url, storage_options=storage_options(url),
+                                                 read_only=False)
+    return url
+
+
+def _open_group(url: str, mode: str = "r") -> zarr.Group:
+    return zarr.open_group(_zarr_store(url), mode=mode, zarr_format=3)
+
+
+# --------------------------------------------------------------------------- validation
+@dataclass
+class _Inputs:
+    manifest: Manifest
+    sci: list[ImageInfo]
+    noise: list[ImageInfo]
+    seg: ImageInfo
+    catalog: pd.DataFrame
+    labels: pd.DataFrame | None
+    shape: tuple[int, int]
+
+
+def _what(band: str, kind: str, path: str) -> str:
+    return f"band {band} {kind} image ({path})"
+
+
+def _validate(manifest: Manifest) -> _Inputs:
+    """Open every header and table and check they fit together; no pixel is read."""
+    sci, noise = [], []
+    for b in manifest.bands:
+        sci.append(image_info(b.sci, b.sci_hdu, what=f"band {b.name} sci image"))
+        noise.append(image_info(b.noise_path, b.noise_hdu,
+                                what=f"band {b.name} {b.noise_kind} image"))
+    ref = sci[0]
+    for b, s, n in zip(manifest.bands, sci, noise, strict=True):
+        for info, kind in ((s, "sci"), (n, b.noise_kind)):
+            if info.shape != ref.shape:
+                raise InputError(
+                    f"{_what(b.name, kind, info.path)} is {info.shape[1]}x{info.shape[0]} px but "
+                    f"band {manifest.bands[0].name} sci ({ref.path}) is "
+                    f"{ref.shape[1]}x{ref.shape[0]} px: every band must be on one pixel grid. "
+                    "galclust does not reproject; resample the mosaics onto a common grid first."
+                )
+            off = grid_offset(ref, info)
+            if off > _WCS_TOLERANCE_PX:
+                raise InputError(
+                    f"{_what(b.name, kind, info.path)}: its WCS differs from band "
+                    f"{manifest.bands[0].name}'s ({ref.path}); the pixel grids are not aligned "
+                    f"(offset up to {off:.3g} px). galclust does not reproject; resample the "
+                    "mosaics onto a common grid first (e.g. with reproject or SWarp)."
+                )
+    seg = image_info(manifest.segmentation.path, manifest.segmentation.hdu,
+                     what="segmentation map")
+    if seg.shape != ref.shape:
+        raise InputError(
+            f"segmentation map {seg.path} is {seg.shape[1]}x{seg.shape[0]} px but the bands are "
+            f"{ref.shape[1]}x{ref.shape[0]} px; give the segmentation map made on these mosaics."
+        )
+    if seg.header.get("BITPIX", 0) < 0:
+        raise InputError(f"segmentation map {seg.path}: BITPIX={seg.header['BITPIX']} is a "
+                         "float image; a segmentation map holds integer source ids.")
+    spec = manifest.catalog
+    raw = read_table(spec.path, what="source catalog", hdu=spec.hdu)
+    catalog = normalise_catalog(raw, id=spec.id, ra=spec.ra, dec=spec.dec,
+                                redshift=spec.redshift, path=spec.path)
+    x, y = ref.wcs.world_to_pixel_values(catalog["ra"].to_numpy(), catalog["dec"].to_numpy())
+    catalog.insert(3, "x", np.asarray(x, dtype="float64"))
+    catalog.insert(4, "y", np.asarray(y, dtype="float64"))
+    labels = None
+    if manifest.labels is not None:
+        from galclust.store.labels import read_labels
+
+        ls = manifest.labels
+        labels = read_labels(ls.path, id=ls.id, reliable=ls.reliable, reason=ls.reason)
+    return _Inputs(manifest, sci, noise, seg, catalog, labels, ref.shape)
+
+
+# --------------------------------------------------------------------------- provenance
+def _provenance_inputs(manifest: Manifest, previous: dict[str, Any], *,
+                       verify: bool) -> dict[str, dict[str, Any]]:
+    """Checksum every input; reuse a stored checksum when size and stamp are unchanged."""
+    out = {}
+    for key, path in manifest.input_paths().items():
+        fp = file_fingerprint(path)
+        old = previous.get(key, {})
+        if (not verify and old.get("path") == path and old.get("size") == fp["size"]
+                and old.get("stamp") == fp["stamp"] and old.get("sha256")):
+            digest = old["sha256"]
+        else:
+            digest = checksum(path)
+        out[key] = {"path": path, **fp, "sha256": digest}
+    return out
+
+
+def _layout(inputs: _Inputs, tile: int) -> dict[str, Any]:
+    m = inputs.manifest
+    return {"bands": m.band_names, "wavelengths": m.wavelengths,
+            "shape": list(inputs.shape), "tile": tile}
+
+
+def _read_attrs(url: str) -> dict[str, Any] | None:
+    try:
+        if not exists(join(url, "zarr.json")):
+            return None
+        return dict(_open_group(url, "r").attrs)
+    except (FileNotFoundError, zarr.errors.GroupNotFoundError):
+        return None
+
+
+# --------------------------------------------------------------------------- block tasks
+@dataclass(frozen=True)
+class _BandJob:
+    index: int
+    sci: ImageInfo
+    noise: ImageInfo
+    noise_kind: str
+    what_sci: str
+    what_noise: str
+
+
+@dataclass(frozen=True)
+class _BlockJob:
+    url: str
+    ys: tuple[int, int]
+    xs: list[tuple[int, int]]
+    n_bands: int
+    bands: tuple[_BandJob, ...]
+    seg: ImageInfo | None
+
+
+def _to_err(sci: np.ndarray, noise: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """Convert a noise image to a 1-sigma error; mark no-coverage pixels.
+
+    Weight maps are inverse variances: ``err = 1/sqrt(w)``. Zero or negative
+    weight, a non-finite or non-positive error, or a NaN flux all mean "no
+    coverage": ``err = +inf`` and ``sci = 0`` there.
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if kind == "weight":
+            covered = np.isfinite(noise) & (noise > 0)
+            err = np.where(covered, 1.0 / np.sqrt(np.where(covered, noise, 1.0)), np.inf)
+        else:
+            covered = np.isfinite(noise) & (noise > 0)
+            err = np.where(covered, noise, np.inf)
+    covered &= np.isfinite(sci)
+    err = np.where(covered, err, np.inf).astype(np.float32)
+    sci = np.where(covered, sci, 0.0).astype(np.float32)
+    return sci, err
+
+
+def _ingest_block(job: _BlockJob) -> dict[str, Any]:
+    """Read one block of every input that changed and write its zarr chunks.
+
+    Returns the block's statistics: bytes read, covered pixels and the
+    segmentation ids present.
+    """
+    group = _open_group(job.url, "r+")
+    y0, y1 = job.ys
+    nread = 0
+    seg_ids: set[int] = set()
+    readers = [(bj, ImageReader(bj.sci, what=bj.what_sci), ImageReader(bj.noise, what=bj.what_noise))
+               for bj in job.bands]
+    seg_reader = ImageReader(job.seg, what=f"segmentation map ({job.seg.path})") if job.seg else None
+    try:
+        for x0, x1 in job.xs:
+            ys, xs = slice(y0, y1), slice(x0, x1)
+            if readers:
+                full = len(readers) == job.n_bands
+                sci_block = np.empty((len(readers), y1 - y0, x1 - x0), np.float32)
+                err_block = np.empty_like(sci_block)
+                for i, (bj, rs, rn) in enumerate(readers):
+                    s, e = _to_err(rs.read(ys, xs), rn.read(ys, xs), bj.noise_kind)
+                    sci_block[i], err_block[i] = s, e
+                    nread += 2 * s.nbytes
+                if full:  # whole chunks: one write each, no read-modify-write
+                    group["sci"][:, ys, xs] = sci_block
+                    group["err"][:, ys, xs] = err_block
+                else:
+                    for i, (bj, _, _) in enumerate(readers):
+                        group["sci"][bj.index, ys, xs] = sci_block[i]
+                        group["err"][bj.index, ys, xs] = err_block[i]
+            if seg_reader is not None:
+                seg = seg_reader.read(ys, xs)
+                nread += seg.nbytes
+                seg_int = seg.astype(np.int32)
+                if not np.array_equal(seg_int, seg):
+                    raise InputError(f"segmentation map ({job.seg.path}): non-integer values at "
+                                     f"rows {y0}:{y1}; it must hold integer source ids.")
+                group["seg"][ys, xs] = seg_int
+                seg_ids.update(np.unique(seg_int).tolist())
+    finally:
+        for _, rs, rn in readers:
+            rs.close()
+            rn.close()
+        if seg_reader is not None:
+            seg_reader.close()
+    seg_ids.discard(0)
+    return {"bytes": nread, "seg_ids": sorted(seg_ids)}
+
+
+def _plan_blocks(url: str, inputs: _Inputs, tile: int, bands: Sequence[int],
+                 write_seg: bool) -> list[_BlockJob]:
+    ny, nx = inputs.shape
+    m = inputs.manifest
+    band_jobs = tuple(
+        _BandJob(i, inputs.sci[i], inputs.noise[i], m.bands[i].noise_kind,
+                 _what(m.bands[i].name, "sci", inputs.sci[i].path),
+                 _what(m.bands[i].name, m.bands[i].noise_kind, inputs.noise[i].path))
+        for i in bands
+    )
+    per_chunk = max(1, (2 * len(band_jobs) + 1) * tile * tile * 4)
+    chunks_per_task = max(1, TASK_BYTES // per_chunk)
+    jobs = []
+    for y0 in range(0, ny, tile):
+        xs = [(x0, min(x0 + tile, nx)) for x0 in range(0, nx, tile)]
+        for k in range(0, len(xs), chunks_per_task):
+            jobs.append(_BlockJob(url, (y0, min(y0 + tile, ny)), xs[k:k + chunks_per_task],
+                                  len(m.bands), band_jobs, inputs.seg if write_seg else None))
+    return jobs
+
+
+def _run_jobs(jobs: list[_BlockJob], client: Any, progress: bool) -> list[dict[str, Any]]:
+    tasks = [dask.delayed(_ingest_block, pure=False)(job, dask_key_name=f"ingest-block-{i}")
+             for i, job in enumerate(jobs)]
+    if client is not None:
+        futures = client.compute(tasks)
+        if progress:
+            from distributed import progress as dprogress
+
+            dprogress(futures)
+        return client.gather(futures)
+    if progress:
+        from dask.diagnostics import ProgressBar
+
+        with ProgressBar(minimum=1.0):
+            return list(dask.compute(*tasks, scheduler="threads"))
+    return list(dask.compute(*tasks, scheduler="threads"))
+
+
+# --------------------------------------------------------------------------- ingest
+@dataclass
+class IngestReport:
+    """What an ingest did.
+
+    Attributes
+    ----------
+    store : str
+        The cube store URL.
+    bands_written : list of str
+        Bands whose pixels were (re)written; empty when nothing changed.
+    seg_written, tables_written : bool
+        Whether the segmentation map / the catalog tables were rewritten.
+    bytes_read : int
+        Raw FITS bytes read.
+    seconds : float
+        Wall time.
+    """
+
+    store: str
+    bands_written: list[str] = field(default_factory=list)
+    seg_written: bool = False
+    tables_written: bool = False
+    bytes_read: int = 0
+    seconds: float = 0.0
+
+    @property
+    def changed(self) -> bool:
+        """Whether anything was written."""
+        return bool(self.bands_written or self.seg_written or self.tables_written)
+
+
+def _create(url: str, inputs: _Inputs, tile: int) -> None:
+    import dask.array as da
+
+    ny, nx = inputs.shape
+    nb = len(inputs.manifest.bands)
+    m = inputs.manifest
+    template = xr.Dataset(
+        {
+            "sci": (("band", "y", "x"), da.zeros((nb, ny, nx), chunks=(nb, tile, tile),
+                                                 dtype="f4")),
+            "err": (("band", "y", "x"), da.zeros((nb, ny, nx), chunks=(nb, tile, tile),
+                                                 dtype="f4")),
+            "seg": (("y", "x"), da.zeros((ny, nx), chunks=(tile, tile), dtype="i4")),
+        },
+        coords={
+            "band": np.array(m.band_names, dtype=object),
+            "wavelength": ("band", np.asarray(m.wavelengths, dtype="f8")),
+            "y": np.arange(ny, dtype="i4"),
+            "x": np.arange(nx, dtype="i4"),
+        },
+    )
+    template["sci"].attrs.update(long_name="flux", units=m.bands[0].unit)
+    template["err"].attrs.update(long_name="1-sigma error; +inf where no coverage",
+                                 units=m.bands[0].unit)
+    template["seg"].attrs.update(long_name="segmentation map: 0 sky, else catalog id")
+    template["wavelength"].attrs.update(units="micron", long_name="pivot wavelength")
+    encoding = {
+        "sci": {"chunks": (nb, tile, tile), "fill_value": np.float32(0)},
+        "err": {"chunks": (nb, tile, tile), "fill_value": np.float32(np.inf)},
+        "seg": {"chunks": (tile, tile), "fill_value": np.int32(0)},
+    }
+    template.to_zarr(_zarr_store(url), mode="w", compute=False, encoding=encoding,
+                     consolidated=False, zarr_format=3)
+
+
+def _write_table(df: pd.DataFrame, url: str) -> None:
+    fs, path = get_fs(url)
+    if not is_url(url):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{path}.tmp-{os.getpid()}"
+        df.to_parquet(tmp, index=False)
+        os.replace(tmp, path)
+    else:
+        with fs.open(path, "wb") as fh:
+            df.to_parquet(fh, index=False)
+
+
+def _wcs_attrs(info: ImageInfo) -> tuple[dict[str, Any], float]:
+    header = info.wcs.to_header(relax=True)
+    wcs = {k: header[k] for k in header}
+    scales = info.wcs.proj_plane_pixel_scales()
+    pixel_scale = float(np.mean([s.to_value("arcsec") for s in scales]))
+    return wcs, pixel_scale
+
+
+def ingest(manifest: str | os.PathLike[str] | Manifest, store: str, *, tile: int | None = None,
+           client: Any = None, verify: bool = False, progress: bool = False,
+           report: bool = False) -> xr.Dataset | tuple[xr.Dataset, IngestReport]:
+    """Ingest a survey's FITS mosaics into a zarr cube store.
+
+    Every header and table is checked before any pixel is read. Re-ingesting
+    an unchanged survey writes nothing; a changed band rewrites only that band
+    (inputs are identified by SHA-256 checksums kept in the provenance).
+
+    Parameters
+    ----------
+    manifest : str, path-like or Manifest
+        The survey manifest (TOML), local or ``s3://``.
+    store : str
+        The cube store: a local folder or ``s3://bucket/prefix``.
+    tile : int, optional
+        Square chunk size in pixels (default :data:`DEFAULT_TILE`). Changing
+        it for an existing store rewrites the store.
+    client : distributed.Client, optional
+        Run the block tasks on this Dask cluster (default: local threads).
+    verify : bool
+        Recompute every input checksum even when a file's size and
+        modification stamp are unchanged.
+    progress : bool
+        Show a progress bar.
+    report : bool
+        Also return an :class:`IngestReport`.
+
+    Returns
+    -------
+    xarray.Dataset
+        The cube, lazily opened (see :func:`open_cube`); with ``report=True``
+        a ``(cube, IngestReport)`` tuple.
+
+    Raises
+    ------
+    ManifestError, MissingInputError, InputError
+        For a malformed manifest or input, before anything is written.
+    StoreError
+        If the store cannot be written (missing bucket, refused credentials).
+    """
+    t0 = time.perf_counter()
+    if not isinstance(manifest, Manifest):
+        manifest = load_manifest(manifest)
+    tile = int(tile or DEFAULT_TILE)
+    if tile < 16:
+        raise InputError(f"tile={tile} is too small; use at least 16 px (default {DEFAULT_TILE}).")
+    store = str(store).rstrip("/")
+    check_writable(store)
+    inputs = _validate(manifest)
+    layout = _layout(inputs, tile)
+
+    attrs = _read_attrs(store) or {}
+    previous = attrs.get("provenance", {}) if attrs.get("layout") == layout else {}
+    prov_inputs = _provenance_inputs(manifest, previous.get("inputs", {}), verify=verify)
+    done = set(previous.get("written", []))  # parts written completely, by checksum key
+
+    def part_key(*keys: str) -> str:
+        return "|".join(f"{k}:{prov_inputs[k]['sha256']}" for k in keys)
+
+    band_parts = {
+        i: part_key(f"{b.name}.sci", f"{b.name}.{b.noise_kind}")
+        for i, b in enumerate(manifest.bands)
+    }
+    seg_part = part_key("seg")
+    table_part = part_key("catalog", *(["labels"] if manifest.labels else []))
+    fresh = not previous
+    bands = [i for i, key in band_parts.items() if fresh or key not in done]
+    write_seg = fresh or seg_part not in done
+    write_tables = fresh or table_part not in done
+    rep = IngestReport(store=store)
+    if not (bands or write_seg or write_tables) and attrs.get("ingest_status") == "complete":
+        log.info("ingest %s: inputs unchanged, nothing written", store)
+        rep.seconds = time.perf_counter() - t0
+        cube = open_cube(store)
+        return (cube, rep) if report else cube
+
+    if fresh:
+        _create(store, inputs, tile)
+    group = _open_group(store, "r+")
+    kept = [k for k in done if k in band_parts.values() or k in (seg_part, table_part)]
+    group.attrs.update({"ingest_status": "writing", "layout": layout,
+                        "provenance": {"inputs": prov_inputs, "written": kept}})
+
+    stats: list[dict[str, Any]] = []
+    if bands or write_seg:
+        jobs = _plan_blocks(store, inputs, tile, bands, write_seg)
+        stats = _run_jobs(jobs, client, progress)
+    rep.bands_written = [manifest.bands[i].name for i in bands]
+    rep.seg_written = write_seg
+    rep.bytes_read = int(sum(s["bytes"] for s in stats))
+
+    catalog = inputs.catalog
+    if write_tables:
+        _write_table(catalog, join(store, "tables", "catalog.parquet"))
+        if inputs.labels is not None:
+            _write_table(inputs.labels, join(store, "tables", "labels.parquet"))
+        rep.tables_written = True
+
+    wcs, pixel_scale = _wcs_attrs(inputs.sci[0])
+    seg_info: dict[str, Any] = dict(attrs.get("segmentation", {})) if not write_seg else {}
+    if write_seg:
+        seg_ids = set().union(*(s["seg_ids"] for s in stats)) if stats else set()
+        missing = sorted(seg_ids - set(catalog["id"].tolist()))
+        seg_info = {"n_segments": len(seg_ids), "ids_not_in_catalog": len(missing),
+                    "example_ids_not_in_catalog": missing[:10]}
+        if missing:
+            log.warning("segmentation map %s: %d segment ids are not in the catalog (e.g. %s)",
+                        manifest.segmentation.path, len(missing), missing[:5])
+    written = sorted(set(kept) | set(band_parts.values()) | {seg_part, table_part})
+    group.attrs.update({
+        "survey": manifest.name,
+        "wcs": wcs,
+        "pixel_scale": pixel_scale,
+        "unit": manifest.bands[0].unit,
+        "units": {b.name: b.unit for b in manifest.bands},
+        "galclust_version": galclust.__version__,
+        "segmentation": seg_info,
+        "manifest": json.loads(json.dumps(manifest.to_dict(), default=str)),
+        "provenance": {"inputs": prov_inputs, "written": written,
+                       "galclust_version": galclust.__version__,
+                       "ingested": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
+        "layout": layout,
+    })
+    group.attrs["ingest_status"] = "complete"  # last: the store is now readable
+    with _quiet_zarr():
+        zarr.consolidate_metadata(_zarr_store(store), zarr_format=3)
+    rep.seconds = time.perf_counter() - t0
+    log.info("ingest %s: wrote bands %s, seg=%s, tables=%s in %.1f s", store,
+             rep.bands_written, rep.seg_written, rep.tables_written, rep.seconds)
+    cube = open_cube(store)
+    return (cube, rep) if report else cube
+
+
+# --------------------------------------------------------------------------- readers
+def open_cube(store: str, *, chunks: dict[str, int] | None = None) -> xr.Dataset:
+    """Open a cube store lazily (dask-backed).
+
+    Parameters
+    ----------
+    store : str
+        Local folder or ``s3://`` URL written by :func:`ingest`.
+    chunks : dict, optional
+        Dask chunks (default: the store's own chunks).
+
+    Returns
+    -------
+    xarray.Dataset
+        ``sci``, ``err`` (band, y, x), ``seg`` (y, x) with ``band``,
+        ``wavelength``, ``y``, ``x`` coordinates and the store's attributes.
+
+    Raises
+    ------
+    StoreError
+        If there is no cube there, or its ingest did not complete.
+    """
+    store = str(store).rstrip("/")
+    attrs = _read_attrs(store)
+    if attrs is None:
+        raise StoreError(f"{store}: no cube store here; create one with "
+                         "`galclust ingest MANIFEST --store URL`.")
+    if attrs.get("ingest_status") != "complete":
+        raise StoreError(f"{store}: the cube's ingest did not complete (status "
+                         f"{attrs.get('ingest_status')!r}); rerun `galclust ingest` to finish it.")
+    with _quiet_zarr():
+        ds = xr.open_zarr(_zarr_store(store), consolidated=True, chunks=chunks or {},
+                          zarr_format=3)
+    ds = ds.assign_coords(band=ds["band"].astype(object),
+                          wavelength=ds["wavelength"].load())
+    return ds
+
+
+def open_catalog(store: str) -> pd.DataFrame:
+    """The catalog ingested with the cube: ``id, ra, dec, x, y, z`` and the original columns."""
+    return read_table(join(str(store).rstrip("/"), "tables", "catalog.parquet"),
+                      what="ingested catalog")
+
+
+def open_labels(store: str) -> pd.DataFrame | None:
+    """The inspection labels ingested with the cube (``id, reliable, reason``), or None."""
+    url = join(str(store).rstrip("/"), "tables", "labels.parquet")
+    return read_table(url, what="ingested labels") if exists(url) else None
+
+
+def estimate_chunk_bytes(cube: xr.Dataset) -> int:
+    """Bytes of one ``sci`` chunk (all bands × one tile), for sizing tasks."""
+    chunks = cube["sci"].data.chunksize
+    return int(math.prod(chunks) * cube["sci"].dtype.itemsize)

@@ -1,0 +1,221 @@
+"""FITS readers for survey mosaics: validated headers, block reads, checksums.
+
+Images are read block by block (``hdu.section``), so a mosaic is never held in
+memory whole; local files are memory-mapped, remote ones read by byte range.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from astropy.io import fits
+from astropy.utils.exceptions import AstropyWarning
+from astropy.wcs import WCS, FITSFixedWarning
+
+from galclust.errors import InputError, MissingInputError
+from galclust.store.urls import get_fs, is_url
+
+__all__ = ["ImageInfo", "ImageReader", "checksum", "file_fingerprint", "grid_offset",
+           "image_info"]
+
+_CHUNK = 8 * 2**20
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What ingest needs to know about one image, read from its header only."""
+
+    path: str
+    hdu: int
+    shape: tuple[int, int]
+    header: fits.Header
+    data_offset: int | None = None  # byte offset of raw, uncompressed local data
+
+    @property
+    def wcs(self) -> WCS:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FITSFixedWarning)
+            return WCS(self.header).celestial
+
+
+def _open(path: str) -> fits.HDUList:
+    if is_url(path):
+        fs, p = get_fs(path)
+        fh = fs.open(p, "rb")
+        return fits.open(fh, memmap=False, lazy_load_hdus=True)
+    return fits.open(path, memmap=True, lazy_load_hdus=True)
+
+
+def _pick_hdu(hdul: fits.HDUList, hdu: int | str | None, path: str, what: str) -> int:
+    if hdu is not None:
+        try:
+            idx = hdul.index_of(hdu)
+            hdul[idx].header  # noqa: B018  (forces the lazy load, raises if absent)
+        except (KeyError, IndexError):
+            raise InputError(
+                f"{what} {path}: HDU {hdu!r} does not exist (the file has "
+                f"{len(hdul)} HDUs: {[h.name for h in hdul]})."
+            ) from None
+        return idx
+    for i, h in enumerate(hdul):
+        if h.header.get("NAXIS", 0) == 2 and h.is_image:
+            return i
+    raise InputError(f"{what} {path}: no HDU holds a 2-D image; name one with its *_hdu key.")
+
+
+def image_info(path: str, hdu: int | str | None = None, *, what: str = "image") -> ImageInfo:
+    """Read and check the header of a 2-D FITS image, without its data.
+
+    Parameters
+    ----------
+    path : str
+        Local path or URL.
+    hdu : int or str, optional
+        The HDU to use; default the first 2-D image HDU.
+    what : str
+        What the file is, e.g. ``"F150W sci"``, used in error messages.
+
+    Raises
+    ------
+    MissingInputError
+        If the file does not exist.
+    InputError
+        If it is not a readable FITS file or has no 2-D image.
+    """
+    try:
+        hdul = _open(path)
+    except FileNotFoundError:
+        raise MissingInputError(f"{what} file not found: {path}") from None
+    except (OSError, ValueError, TypeError) as exc:
+        raise InputError(f"{what} {path}: not a readable FITS file ({exc}).") from None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", AstropyWarning)
+            try:
+                idx = _pick_hdu(hdul, hdu, path, what)
+                header = hdul[idx].header.copy()
+            except (OSError, ValueError, TypeError) as exc:
+                raise InputError(f"{what} {path}: corrupt FITS header ({exc}).") from None
+        if header.get("NAXIS") != 2:
+            raise InputError(
+                f"{what} {path}: HDU {idx} has NAXIS={header.get('NAXIS')}, expected a 2-D image."
+            )
+        shape = (int(header["NAXIS2"]), int(header["NAXIS1"]))
+        offset = None
+        raw = hdul[idx]
+        if (not is_url(path) and not path.endswith((".gz", ".fz", ".bz2"))
+                and type(raw) in (fits.PrimaryHDU, fits.ImageHDU)):
+            offset = int(raw._data_offset)
+            nbytes = shape[0] * shape[1] * abs(int(header["BITPIX"])) // 8
+            if offset + nbytes > os.path.getsize(path):
+                raise InputError(f"{what} {path}: truncated file: the header promises "
+                                 f"{shape[1]}x{shape[0]} pixels but the data stop early.")
+        return ImageInfo(path=path, hdu=idx, shape=shape, header=header, data_offset=offset)
+    finally:
+        hdul.close()
+
+
+_BITPIX = {8: ">u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}
+
+
+class ImageReader:
+    """Read rectangular blocks of one FITS image as float32.
+
+    Local, uncompressed files are read through a memory map made afresh for
+    each block and dropped after it, so the resident memory of a reader is one
+    block whatever the mosaic size; other files (remote, compressed) are read
+    with astropy's ``section``.
+
+    Parameters
+    ----------
+    info : ImageInfo
+        From :func:`image_info`.
+    what : str
+        Name used in error messages (e.g. ``"F150W sci (f150w.fits)"``).
+    """
+
+    def __init__(self, info: ImageInfo, *, what: str) -> None:
+        self.info = info
+        self.what = what
+        self._hdul: fits.HDUList | None = None
+        h = info.header
+        self._scale = (float(h.get("BSCALE", 1.0)), float(h.get("BZERO", 0.0)))
+
+    def read(self, ys: slice, xs: slice) -> np.ndarray:
+        """Return ``image[ys, xs]`` as a float32 array (BSCALE/BZERO applied)."""
+        expected = (ys.stop - ys.start, xs.stop - xs.start)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", AstropyWarning)
+                if self.info.data_offset is not None:
+                    dtype = _BITPIX[int(self.info.header["BITPIX"])]
+                    mm = np.memmap(self.info.path, dtype=dtype, mode="r",
+                                   offset=self.info.data_offset, shape=self.info.shape)
+                    block = np.array(mm[ys, xs], dtype=np.float32)
+                    del mm
+                    bscale, bzero = self._scale
+                    if (bscale, bzero) != (1.0, 0.0):
+                        block = block * np.float32(bscale) + np.float32(bzero)
+                else:
+                    if self._hdul is None:
+                        self._hdul = _open(self.info.path)
+                    block = np.asarray(self._hdul[self.info.hdu].section[ys, xs],
+                                       dtype=np.float32)
+        except (OSError, ValueError, TypeError, IndexError) as exc:
+            raise InputError(f"{self.what}: data unreadable at rows {ys.start}:{ys.stop} "
+                             f"(truncated or corrupt FITS: {exc}).") from None
+        if block.shape != expected:
+            raise InputError(f"{self.what}: truncated data, rows {ys.start}:{ys.stop} "
+                             f"gave {block.shape}, expected {expected}.")
+        return block
+
+    def close(self) -> None:
+        """Release the open file, if any."""
+        if self._hdul is not None:
+            self._hdul.close()
+            self._hdul = None
+
+    def __enter__(self) -> ImageReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def grid_offset(a: ImageInfo, b: ImageInfo) -> float:
+    """Largest offset, in pixels, between where ``a``'s and ``b``'s grids put the same sky.
+
+    Compares the pixel → sky → pixel mapping at the corners and centre of
+    ``a``: 0 for images on the same pixel grid.
+    """
+    wa, wb = a.wcs, b.wcs
+    if not wa.has_celestial or not wb.has_celestial:
+        return 0.0 if (not wa.has_celestial and not wb.has_celestial) else np.inf
+    ny, nx = a.shape
+    px = np.array([[0, 0], [nx - 1, 0], [0, ny - 1], [nx - 1, ny - 1], [nx / 2, ny / 2]], float)
+    sky = wa.pixel_to_world_values(px[:, 0], px[:, 1])
+    back = np.column_stack(wb.world_to_pixel_values(*sky))
+    return float(np.max(np.abs(back - px)))
+
+
+def file_fingerprint(path: str) -> dict[str, Any]:
+    """Cheap identity of a file: size and modification stamp (or ETag)."""
+    fs, p = get_fs(path)
+    info = fs.info(p)
+    stamp = info.get("mtime") or info.get("LastModified") or info.get("ETag") or info.get("created")
+    return {"size": int(info.get("size") or 0), "stamp": str(stamp)}
+
+
+def checksum(path: str) -> str:
+    """SHA-256 of a file's bytes, streamed (constant memory)."""
+    fs, p = get_fs(path)
+    h = hashlib.sha256()
+    with fs.open(p, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
