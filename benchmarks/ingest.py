@@ -1,0 +1,107 @@
+"""Ingest throughput and memory, against a raw baseline measured in the same run.
+
+    python benchmarks/ingest.py                 # 8 bands x 8192^2 (sci + err ~ 4 GB)
+    python benchmarks/ingest.py --size 2048     # quicker
+    python benchmarks/ingest.py --tiles 512,1024,2048
+
+Prints, for each tile size: MB/s of ``galclust.ingest`` (FITS -> zarr cube,
+compressed, with checksums), the baseline's MB/s (the same bytes read from the
+FITS files and written as uncompressed ``.npy``), their ratio, and the peak RSS
+of each step. Each step runs in its own child process, so its peak RSS is its
+own. Targets (issue 2): ratio >= 0.5; ingest peak RSS < 2 GB whatever the
+mosaic size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+CHILD_INGEST = """
+import json, resource, sys, time
+import galclust
+t = time.perf_counter()
+cube, rep = galclust.ingest(sys.argv[1], sys.argv[2], tile=int(sys.argv[3]), report=True,
+                            verify=True)
+dt = time.perf_counter() - t
+print(json.dumps({"seconds": dt, "bytes": rep.bytes_read,
+                  "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
+"""
+
+CHILD_BASELINE = """
+import json, os, resource, sys, time
+import numpy as np
+from galclust.config import load_manifest
+from astropy.io import fits
+m = load_manifest(sys.argv[1])
+out = sys.argv[2]
+os.makedirs(out, exist_ok=True)
+paths = [p for b in m.bands for p in (b.sci, b.noise_path)] + [m.segmentation.path]
+t = time.perf_counter()
+nbytes = 0
+for i, p in enumerate(paths):
+    with fits.open(p, memmap=False) as hdul:
+        data = hdul[0].data
+        np.save(os.path.join(out, f"{i}.npy"), data)
+        nbytes += data.nbytes
+    del data
+dt = time.perf_counter() - t
+print(json.dumps({"seconds": dt, "bytes": nbytes,
+                  "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
+"""
+
+
+def _child(code: str, *args: str) -> dict:
+    out = subprocess.run([sys.executable, "-c", code, *args], check=True,
+                         capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size", type=int, default=8192, help="mosaic side (px)")
+    ap.add_argument("--tiles", default="1024", help="comma-separated tile sizes to compare")
+    ap.add_argument("--workdir", default=None, help="scratch folder (default: a temp dir)")
+    ap.add_argument("--keep", action="store_true", help="keep the scratch folder")
+    args = ap.parse_args()
+
+    from galclust.synth import make_survey
+
+    work = args.workdir or tempfile.mkdtemp(prefix="galclust-bench-ingest-")
+    os.makedirs(work, exist_ok=True)
+    try:
+        t = time.perf_counter()
+        survey = make_survey(os.path.join(work, "survey"), shape=(args.size, args.size),
+                             seed=0)
+        print(f"synthetic survey {args.size}x{args.size} x 8 bands written in "
+              f"{time.perf_counter() - t:.1f} s")
+        base = _child(CHILD_BASELINE, survey.manifest_path, os.path.join(work, "npy"))
+        shutil.rmtree(os.path.join(work, "npy"))
+        mb = base["bytes"] / 1e6
+        print(f"\ninput: {mb:,.0f} MB of FITS pixels (sci + err + seg)")
+        print(f"{'step':<28}{'seconds':>9}{'MB/s':>9}{'ratio':>8}{'peak RSS':>11}")
+        print(f"{'baseline FITS -> .npy':<28}{base['seconds']:>9.1f}"
+              f"{mb / base['seconds']:>9.0f}{1.0:>8.2f}{base['rss'] / 2**30:>9.2f} GB")
+        for tile in [int(x) for x in args.tiles.split(",")]:
+            store = os.path.join(work, f"cube-{tile}.zarr")
+            res = _child(CHILD_INGEST, survey.manifest_path, store, str(tile))
+            rate = res["bytes"] / 1e6 / res["seconds"]
+            ratio = rate / (mb / base["seconds"])
+            print(f"{f'galclust.ingest tile={tile}':<28}{res['seconds']:>9.1f}{rate:>9.0f}"
+                  f"{ratio:>8.2f}{res['rss'] / 2**30:>9.2f} GB")
+            shutil.rmtree(store)
+        print("\ntargets: ratio >= 0.5, ingest peak RSS < 2 GB")
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Prefect flows: thin orchestration; every task calls one galclust function."""

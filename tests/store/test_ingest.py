@@ -1,0 +1,244 @@
+"""Ingest: FITS mosaics -> zarr cube, on disk; values, layout, provenance, increments."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+from astropy.io import fits
+from astropy.wcs import WCS
+
+import galclust
+from galclust.config import load_manifest
+from galclust.errors import StoreError
+from galclust.store.cube import open_catalog, open_labels
+from galclust.synth import make_survey
+
+
+@pytest.fixture(scope="module")
+def survey(tmp_path_factory):
+    """A small synthetic survey: 4 bands, error maps for two, weight maps for two."""
+    path = tmp_path_factory.mktemp("survey")
+    bands = {"F115W": 1.154, "F200W": 1.988, "F356W": 3.565, "F444W": 4.402}
+    return make_survey(path, shape=(300, 260), bands=bands, seed=3, noise="mixed")
+
+
+@pytest.fixture
+def survey_copy(survey, tmp_path):
+    """A private copy of the survey files, free to modify."""
+    src = os.path.dirname(survey.manifest_path)
+    dst = tmp_path / "survey"
+    shutil.copytree(src, dst)
+    return str(dst / os.path.basename(survey.manifest_path))
+
+
+def _chunk_files(store: str, var: str) -> dict[str, float]:
+    root = os.path.join(store, var, "c")
+    out = {}
+    for dirpath, _, files in os.walk(root):
+        for f in files:
+            p = os.path.join(dirpath, f)
+            out[os.path.relpath(p, root)] = os.stat(p).st_mtime_ns
+    return out
+
+
+def test_cube_holds_the_fits_pixels(survey, tmp_path):
+    store = str(tmp_path / "field.zarr")
+    cube = galclust.ingest(survey.manifest_path, store, tile=64)
+    m = load_manifest(survey.manifest_path)
+    assert list(cube["band"].values) == m.band_names
+    np.testing.assert_allclose(cube["wavelength"].values, m.wavelengths)
+    assert cube["sci"].dtype == np.float32 and cube["err"].dtype == np.float32
+    assert cube["seg"].dtype == np.int32
+    assert cube["sci"].data.chunksize == (4, 64, 64)
+    for i, band in enumerate(m.bands):
+        sci = fits.getdata(band.sci).astype(np.float32)
+        noise = fits.getdata(band.noise_path).astype(np.float32)
+        if band.noise_kind == "weight":
+            covered = noise > 0
+            expected_err = np.where(covered, 1 / np.sqrt(np.where(covered, noise, 1)), np.inf)
+        else:
+            covered = np.isfinite(noise) & (noise > 0)
+            expected_err = np.where(covered, noise, np.inf)
+        covered &= np.isfinite(sci)
+        got_sci = cube["sci"][i].values
+        got_err = cube["err"][i].values
+        np.testing.assert_array_equal(got_sci[covered], sci[covered])
+        np.testing.assert_allclose(got_err[covered], expected_err[covered], rtol=1e-6)
+        # no coverage is kept as such: infinite error, zero flux, never NaN
+        assert np.all(np.isinf(got_err[~covered])) and np.all(got_sci[~covered] == 0)
+        assert not np.isnan(got_sci).any() and not np.isnan(got_err).any()
+        assert (~covered).sum() > 0, "the synthetic survey has an uncovered edge"
+    np.testing.assert_array_equal(cube["seg"].values, fits.getdata(m.segmentation.path))
+
+
+def test_weight_maps_become_errors(tmp_path):
+    survey = make_survey(tmp_path / "w", shape=(128, 128), bands={"F150W": 1.501,
+                                                                  "F444W": 4.402},
+                         seed=1, noise="weight")
+    m = load_manifest(survey.manifest_path)
+    assert all(b.noise_kind == "weight" for b in m.bands)
+    cube = galclust.ingest(survey.manifest_path, str(tmp_path / "c.zarr"), tile=64)
+    w = fits.getdata(m.bands[1].weight)
+    err = cube["err"][1].values
+    good = w > 0
+    np.testing.assert_allclose(err[good], 1 / np.sqrt(w[good]), rtol=1e-6)
+    assert np.isinf(err[~good]).all() and (~good).any()
+
+
+def test_attributes_wcs_and_provenance(survey, tmp_path):
+    store = str(tmp_path / "field.zarr")
+    cube = galclust.ingest(survey.manifest_path, store, tile=128)
+    m = load_manifest(survey.manifest_path)
+    header = fits.getheader(m.bands[0].sci)
+    ref = WCS(header)
+    stored = WCS(fits.Header(cube.attrs["wcs"]))
+    px = np.array([[0.0, 0.0], [259.0, 299.0], [130.5, 77.25]])
+    np.testing.assert_allclose(stored.pixel_to_world_values(px[:, 0], px[:, 1]),
+                               ref.pixel_to_world_values(px[:, 0], px[:, 1]), atol=1e-10)
+    assert cube.attrs["pixel_scale"] == pytest.approx(0.04, rel=1e-6)
+    prov = cube.attrs["provenance"]
+    assert prov["galclust_version"] == galclust.__version__
+    for key, info in prov["inputs"].items():
+        with open(info["path"], "rb") as fh:
+            assert info["sha256"] == hashlib.sha256(fh.read()).hexdigest(), key
+    assert set(prov["inputs"]) >= {f"{b.name}.sci" for b in m.bands} | {"seg", "catalog"}
+
+
+def test_catalog_positions_agree_with_wcs_and_segmentation(survey, tmp_path):
+    store = str(tmp_path / "field.zarr")
+    cube = galclust.ingest(survey.manifest_path, store, tile=128)
+    cat = open_catalog(store)
+    truth = pd.read_parquet(survey.catalog_path)
+    merged = cat.merge(truth[["id", "x", "y"]], on="id", suffixes=("", "_true"))
+    assert len(merged) == len(truth) == len(cat)
+    np.testing.assert_allclose(merged["x"], merged["x_true"], atol=0.01)
+    np.testing.assert_allclose(merged["y"], merged["y_true"], atol=0.01)
+    assert {"id", "ra", "dec", "x", "y", "z"} <= set(cat.columns)
+    seg_ids = set(np.unique(cube["seg"].values)) - {0}
+    assert seg_ids <= set(cat["id"])
+    labels = open_labels(store)
+    assert labels is not None and set(labels["id"]) <= set(cat["id"])
+    assert set(labels["reliable"].unique()) <= {0, 1}
+
+
+def test_reingest_unchanged_writes_nothing(survey_copy, tmp_path):
+    store = str(tmp_path / "field.zarr")
+    _, first = galclust.ingest(survey_copy, store, tile=64, report=True)
+    assert first.changed and len(first.bands_written) == 4
+    before = _chunk_files(store, "sci"), _chunk_files(store, "err"), _chunk_files(store, "seg")
+    _, again = galclust.ingest(survey_copy, store, tile=64, report=True)
+    assert not again.changed and again.bytes_read == 0
+    after = _chunk_files(store, "sci"), _chunk_files(store, "err"), _chunk_files(store, "seg")
+    assert before == after  # no chunk file was rewritten
+
+
+def test_changed_band_rewrites_only_that_band(survey_copy, tmp_path):
+    store = str(tmp_path / "field.zarr")
+    m = load_manifest(survey_copy)
+    galclust.ingest(survey_copy, store, tile=64)
+    old = galclust.open_cube(store).load()
+    # A reprocessed F200W mosaic: same grid, new pixels.
+    with fits.open(m.bands[1].sci, mode="update") as hdul:
+        hdul[0].data = hdul[0].data * 2 + 1
+    seg_before = _chunk_files(store, "seg")
+    cube, rep = galclust.ingest(survey_copy, store, tile=64, report=True)
+    assert rep.bands_written == ["F200W"] and not rep.seg_written and not rep.tables_written
+    assert _chunk_files(store, "seg") == seg_before
+    new = cube.load()
+    for i in (0, 2, 3):
+        np.testing.assert_array_equal(new["sci"][i].values, old["sci"][i].values)
+        np.testing.assert_array_equal(new["err"][i].values, old["err"][i].values)
+    covered = np.isfinite(old["err"][1].values)
+    np.testing.assert_allclose(new["sci"][1].values[covered],
+                               old["sci"][1].values[covered] * 2 + 1, rtol=1e-6)
+    sha = cube.attrs["provenance"]["inputs"]["F200W.sci"]["sha256"]
+    with open(m.bands[1].sci, "rb") as fh:
+        assert sha == hashlib.sha256(fh.read()).hexdigest()
+
+
+def _status(store: str) -> str | None:
+    import json
+
+    try:
+        with open(os.path.join(store, "zarr.json")) as fh:
+            return json.load(fh).get("attributes", {}).get("ingest_status")
+    except (OSError, ValueError):
+        return None
+
+
+def test_killed_ingest_is_not_read_as_complete_and_rerun_finishes(tmp_path):
+    """Kill -9 an ingest process while it writes chunks; the store must say so."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    survey = make_survey(tmp_path / "big", shape=(1024, 1024), seed=5,
+                         bands={"F115W": 1.154, "F200W": 1.988, "F444W": 4.402})
+    store = str(tmp_path / "field.zarr")
+    code = ("import galclust, sys; galclust.ingest(sys.argv[1], sys.argv[2], tile=32)")
+    proc = subprocess.Popen([sys.executable, "-c", code, survey.manifest_path, store])
+    t0 = time.time()
+    while time.time() - t0 < 120:
+        if _status(store) == "writing" and len(_chunk_files(store, "sci")) >= 20:
+            break
+        assert proc.poll() is None, "the ingest finished before it could be interrupted"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert _status(store) == "writing"
+    n_written = len(_chunk_files(store, "sci"))
+    assert 0 < n_written < 3 * 32 * 32  # killed part-way through
+    with pytest.raises(StoreError, match="did not complete"):
+        galclust.open_cube(store)
+    cube, rep = galclust.ingest(survey.manifest_path, store, tile=32, report=True)
+    assert rep.changed and len(rep.bands_written) == 3
+    clean = galclust.ingest(survey.manifest_path, str(tmp_path / "clean.zarr"), tile=32)
+    for var in ("sci", "err", "seg"):
+        np.testing.assert_array_equal(cube[var].values, clean[var].values)
+
+
+def test_ingest_on_a_dask_cluster_equals_local_threads(survey, tmp_path):
+    from galclust.cluster import dask_client
+
+    local = galclust.ingest(survey.manifest_path, str(tmp_path / "a.zarr"), tile=64)
+    with dask_client(n_workers=2) as client:
+        assert len(client.scheduler_info()["workers"]) == 2
+        remote = galclust.ingest(survey.manifest_path, str(tmp_path / "b.zarr"), tile=64,
+                                 client=client)
+    for var in ("sci", "err", "seg"):
+        np.testing.assert_array_equal(local[var].values, remote[var].values)
+
+
+def test_block_tasks_write_disjoint_chunks(survey, tmp_path):
+    from galclust.store.cube import _plan_blocks, _validate
+
+    inputs = _validate(load_manifest(survey.manifest_path))
+    jobs = _plan_blocks(str(tmp_path / "x.zarr"), inputs, 64, range(4), True)
+    regions = [(job.ys, xs) for job in jobs for xs in job.xs]
+    assert len(regions) == len(set(regions)) == 5 * 5  # 300x260 px in 64-px tiles
+    covered = np.zeros((300, 260), int)
+    for (y0, y1), (x0, x1) in regions:
+        assert y0 % 64 == 0 and x0 % 64 == 0  # chunk-aligned: no two tasks share a chunk
+        assert y1 == min(y0 + 64, 300) and x1 == min(x0 + 64, 260)
+        covered[y0:y1, x0:x1] += 1
+    assert (covered == 1).all()  # every pixel written by exactly one task
+
+
+def test_open_cube_is_lazy(survey, tmp_path):
+    import dask.array as da
+
+    store = str(tmp_path / "field.zarr")
+    galclust.ingest(survey.manifest_path, store, tile=64)
+    cube = galclust.open_cube(store)
+    assert isinstance(cube["sci"].data, da.Array) and isinstance(cube["seg"].data, da.Array)
+
+
+def test_open_cube_without_store(tmp_path):
+    with pytest.raises(StoreError, match="no cube store"):
+        galclust.open_cube(str(tmp_path / "nothing.zarr"))
