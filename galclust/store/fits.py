@@ -88,7 +88,9 @@ def image_info(path: str, hdu: int | str | None = None, *, what: str = "image") 
         If it is not a readable FITS file or has no 2-D image.
     """
     try:
-        hdul = _open(path)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", AstropyWarning)  # we say "truncated" ourselves
+            hdul = _open(path)
     except FileNotFoundError:
         raise MissingInputError(f"{what} file not found: {path}") from None
     except (OSError, ValueError, TypeError) as exc:

@@ -21,7 +21,7 @@ from galclust.synth import make_survey
 @pytest.fixture(scope="module")
 def pristine(tmp_path_factory):
     path = tmp_path_factory.mktemp("pristine")
-    return make_survey(path, shape=(96, 80), bands={"F150W": 1.501, "F277W": 2.776,
+    return make_survey(path, shape=(144, 128), bands={"F150W": 1.501, "F277W": 2.776,
                                                     "F444W": 4.402}, seed=11)
 
 
@@ -89,7 +89,7 @@ def test_bands_with_different_shapes(survey, tmp_path):
     with fits.open(m.bands[1].sci) as hdul:
         hdr, data = hdul[0].header, hdul[0].data
         fits.writeto(m.bands[1].sci, data[:-4], hdr, overwrite=True)
-    with pytest.raises(InputError, match=r"band F277W sci image .* is 80x92 px but band F150W"
+    with pytest.raises(InputError, match=r"band F277W sci image .* is 128x140 px but band F150W"
                                          r".*one pixel grid.*does not reproject"):
         galclust.ingest(survey, str(tmp_path / "c.zarr"))
 
@@ -119,16 +119,20 @@ def test_manifest_errors_name_the_field(survey):
         d["bands"][0]["weight"] = "x.fits"
         d["bands"][0]["err"] = "y.fits"
 
+    original = survey.read_text()
     with pytest.raises(ManifestError, match="band 'F150W' must give exactly one of 'err'"):
         load_manifest(_edit(survey, both))
+    survey.write_text(original)
     with pytest.raises(ManifestError, match="wavelength=-2.0 must be a positive"):
         load_manifest(_edit(survey, lambda d: d["bands"][1].update(name="F150W2",
                                                                      wavelength=-2.0)))
 
 
 def test_manifest_duplicate_band_and_bad_toml(survey):
+    original = survey.read_text()
     with pytest.raises(ManifestError, match="band names must be unique.*F150W"):
         load_manifest(_edit(survey, lambda d: d["bands"][1].update(name="F150W")))
+    survey.write_text(original)
     survey.write_text("[survey\nname = 1")
     with pytest.raises(ManifestError, match="not valid TOML"):
         load_manifest(str(survey))
@@ -138,8 +142,8 @@ def test_segmentation_of_the_wrong_shape(survey, tmp_path):
     m = load_manifest(survey)
     seg = fits.getdata(m.segmentation.path)
     fits.writeto(m.segmentation.path, seg[:, :50], overwrite=True)
-    with pytest.raises(InputError, match=r"segmentation map .*seg\.fits is 50x96 px but the "
-                                         r"bands are 80x96 px"):
+    with pytest.raises(InputError, match=r"segmentation map .*seg\.fits is 50x144 px but the "
+                                         r"bands are 128x144 px"):
         galclust.ingest(survey, str(tmp_path / "c.zarr"))
 
 
@@ -152,7 +156,7 @@ def test_catalog_without_id_ra_dec(survey, tmp_path):
         galclust.ingest(survey, str(tmp_path / "c.zarr"))
     path = _edit(survey, lambda d: d["catalog"].update(ra="RA_deg"))
     cube = galclust.ingest(path, str(tmp_path / "c.zarr"))  # renaming the column fixes it
-    assert cube["sci"].shape == (3, 96, 80)
+    assert cube["sci"].shape == (3, 144, 128)
 
 
 def test_missing_bucket(survey, s3):

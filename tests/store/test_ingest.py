@@ -178,14 +178,14 @@ def test_killed_ingest_is_not_read_as_complete_and_rerun_finishes(tmp_path):
     import sys
     import time
 
-    survey = make_survey(tmp_path / "big", shape=(1024, 1024), seed=5,
+    survey = make_survey(tmp_path / "big", shape=(512, 512), seed=5,
                          bands={"F115W": 1.154, "F200W": 1.988, "F444W": 4.402})
     store = str(tmp_path / "field.zarr")
-    code = ("import galclust, sys; galclust.ingest(sys.argv[1], sys.argv[2], tile=32)")
+    code = "import galclust, sys; galclust.ingest(sys.argv[1], sys.argv[2], tile=32)"
     proc = subprocess.Popen([sys.executable, "-c", code, survey.manifest_path, store])
     t0 = time.time()
     while time.time() - t0 < 120:
-        if _status(store) == "writing" and len(_chunk_files(store, "sci")) >= 20:
+        if _status(store) == "writing" and len(_chunk_files(store, "sci")) >= 10:
             break
         assert proc.poll() is None, "the ingest finished before it could be interrupted"
         time.sleep(0.02)
@@ -193,7 +193,7 @@ def test_killed_ingest_is_not_read_as_complete_and_rerun_finishes(tmp_path):
     proc.wait()
     assert _status(store) == "writing"
     n_written = len(_chunk_files(store, "sci"))
-    assert 0 < n_written < 3 * 32 * 32  # killed part-way through
+    assert 0 < n_written < 16 * 16  # killed part-way through
     with pytest.raises(StoreError, match="did not complete"):
         galclust.open_cube(store)
     cube, rep = galclust.ingest(survey.manifest_path, store, tile=32, report=True)
