@@ -25,7 +25,7 @@ import time
 
 CHILD_INGEST = """
 import json, resource, sys, time
-import galclust
+import galclust, galclust.store.cube  # imports are not ingest work: load them first
 t = time.perf_counter()
 cube, rep = galclust.ingest(sys.argv[1], sys.argv[2], tile=int(sys.argv[3]), report=True,
                             verify=True)

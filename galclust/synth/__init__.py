@@ -1,0 +1,38 @@
+"""Synthetic galaxies and surveys with known truth.
+
+- :func:`make_galaxy` — one multi-band galaxy stamp (components with distinct
+  SED families, PSF, noise at a requested S/N) with its per-pixel truth.
+- :func:`make_survey` — a whole survey delivered as files (FITS mosaics,
+  segmentation map, catalog, labels, manifest) plus truth, rendered in strips
+  so it scales past memory.
+- :func:`sed_fluxes` and :data:`NIRCAM_BANDS` — the SED families and bands.
+"""
+
+from __future__ import annotations
+
+from galclust.synth.artefacts import REASONS
+from galclust.synth.galaxy import (
+    DETECT_NSIGMA,
+    SyntheticGalaxy,
+    footprint,
+    galaxy_snr,
+    half_light_mask,
+    make_galaxy,
+)
+from galclust.synth.seds import FAMILIES, NIRCAM_BANDS, sed_fluxes
+from galclust.synth.survey import SyntheticSurvey, make_survey
+
+__all__ = [
+    "DETECT_NSIGMA",
+    "FAMILIES",
+    "NIRCAM_BANDS",
+    "REASONS",
+    "SyntheticGalaxy",
+    "SyntheticSurvey",
+    "footprint",
+    "galaxy_snr",
+    "half_light_mask",
+    "make_galaxy",
+    "make_survey",
+    "sed_fluxes",
+]

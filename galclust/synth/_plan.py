@@ -1,0 +1,276 @@
+"""Where every synthetic source goes and what it is, before any pixel is drawn.
+
+The plan is small (a few hundred bytes per source): positions, kinds, SED and
+shape parameters. Stamps are rendered later, strip by strip, from it
+(:mod:`galclust.synth.survey`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+from galclust.errors import InputError
+from galclust.synth.artefacts import REASONS, Coverage
+from galclust.synth.galaxy import Component, attach_seds, draw_components
+from galclust.synth.profiles import SPIKE_ANGLES
+from galclust.synth.seds import stellar_fluxes
+
+__all__ = ["Plan", "Source", "plan_survey"]
+
+_REACH = {"disk": 5.0, "bulge": 8.0, "clump": 4.0}  # stamp reach in units of component size
+_GALAXY_MARGIN = 24.0
+_MIN_CELL = 16.0  # px: closest grid spacing of galaxies  # px between a galaxy centre and the coverage edge
+# quantised stamp half-sizes: 2 * half is 2,3,5,7-smooth (fast FFTs, reused PSF transforms)
+_HALVES = (12, 16, 20, 24, 28, 32, 36, 40, 48, 56, 64)
+
+
+@dataclass
+class Source:
+    """One planned source (see :func:`plan_survey`)."""
+
+    kind: str                      # "galaxy" | "star" | "artefact"
+    y: float
+    x: float
+    half: int                      # stamp: 2 half square from round(y, x) - half
+    artefact: str = ""             # one of REASONS for artefacts
+    z_true: float = float("nan")
+    z_cat: float = float("nan")
+    snr: float = float("nan")      # target S/N (galaxies, faint stars)
+    components: list[Component] | None = None
+    temperature: float = float("nan")
+    spike_length: float = 0.0      # > 0: bright star with spikes visible to this length
+    sigma: float = 0.0             # knot / blob shape
+    q: float = 1.0
+    theta: float = 0.0
+    sed: np.ndarray | None = field(default=None, repr=False)
+    peak_snr: float = 0.0          # knot / blob peak detection S/N
+    claim: tuple[float, float, float] | None = None  # (a, b, theta) of a shredded fragment
+    parent: int = -1               # plan index of the parent (fragments), -1 if none
+
+
+@dataclass
+class Plan:
+    """Every source of a survey, sorted by (y, x); catalog id = index + 1."""
+
+    sources: list[Source]
+    coverage: Coverage
+    rms: np.ndarray                # (band,) 1-sigma per pixel far from edges
+    wavelengths: np.ndarray        # (band,) pivots, micron
+    n_faint_stars: int
+    n_bright_stars: int
+
+
+def _quantise(half: float) -> int:
+    for h in _HALVES:
+        if half <= h:
+            return h
+    return _HALVES[-1]
+
+
+def _galaxy_positions(shape: tuple[int, int], n: int, cov: Coverage,
+                      rng: np.random.Generator) -> np.ndarray:
+    """``n`` jittered-grid positions ``(y, x)`` well inside the coverage."""
+    ny, nx = shape
+    cell = math.sqrt(ny * nx / max(n, 1))
+    while cell >= _MIN_CELL:
+        gy, gx = np.mgrid[cell / 2: ny: cell, cell / 2: nx: cell]
+        pts = np.stack([gy.ravel(), gx.ravel()], axis=1)
+        pts = pts + rng.uniform(-0.3 * cell, 0.3 * cell, size=pts.shape)
+        ok = cov.distance(pts[:, 0], pts[:, 1]) >= _GALAXY_MARGIN
+        pts = pts[ok]
+        if len(pts) >= n:
+            return pts[np.sort(rng.choice(len(pts), size=n, replace=False))]
+        cell *= 0.93
+    raise InputError(f"make_survey: n_galaxies={n} do not fit in a {shape[0]}x{shape[1]} px "
+                     "image with a sane spacing; ask for fewer or a larger shape.")
+
+
+class _Taken:
+    """Positions already used: a k-d tree of the galaxies plus a short list of others."""
+
+    def __init__(self, base: np.ndarray) -> None:
+        self._tree = cKDTree(base) if len(base) else None
+        self._extra: list[np.ndarray] = []
+
+    def distance(self, p: np.ndarray) -> float:
+        d = float(self._tree.query(p)[0]) if self._tree is not None else np.inf
+        if self._extra:
+            d = min(d, float(np.min(np.hypot(*(np.array(self._extra) - p).T))))
+        return d
+
+    def append(self, p: np.ndarray) -> None:
+        self._extra.append(p)
+
+
+def _free_point(rng: np.random.Generator, cov: Coverage, taken: _Taken, min_dist: float,
+                min_edge: float, sampler, tries: int = 200) -> np.ndarray | None:
+    """A point from ``sampler()`` far enough from the coverage edge and from ``taken``."""
+    for _ in range(tries):
+        p = sampler()
+        if cov.distance(p[0], p[1]) < min_edge or taken.distance(p) < min_dist:
+            continue
+        return p
+    return None
+
+
+def plan_survey(shape: tuple[int, int], wavelengths: np.ndarray, widths: np.ndarray,
+                fwhm: np.ndarray, rms: np.ndarray, *, n_galaxies: int, n_stars: int,
+                spurious_fraction: float, snr_range: tuple[float, float],
+                rng: np.random.Generator) -> Plan:
+    """Plan galaxies, stars and spurious detections for a survey image.
+
+    Parameters
+    ----------
+    shape : (int, int)
+        Image shape.
+    wavelengths, widths, fwhm, rms : numpy.ndarray
+        ``(band,)`` pivots (micron), top-hat widths, PSF FWHM (px) and 1-sigma
+        pixel noise.
+    n_galaxies, n_stars : int
+        Real galaxies and faint stars; bright stars are added as the spike
+        artefacts need them (at most 3 knots per star).
+    spurious_fraction : float
+        Target fraction of spurious catalog rows; at least one of each class
+        is made when it is positive.
+    snr_range : (float, float)
+        Log-uniform range of galaxy and faint-star S/N.
+    rng : numpy.random.Generator
+        The planning random stream.
+
+    Returns
+    -------
+    Plan
+    """
+    ny, nx = shape
+    cov = Coverage.random(shape, rng)
+    fmax = float(np.max(fwhm))
+    lo, hi = np.log(snr_range[0]), np.log(snr_range[1])
+    sources: list[Source] = []
+
+    for y, x in _galaxy_positions(shape, n_galaxies, cov, rng):
+        z = float(rng.uniform(0.5, 7.0))
+        ncomp = int(rng.choice([1, 2, 3, 4], p=[0.2, 0.35, 0.3, 0.15]))
+        size = float(np.exp(rng.uniform(np.log(1.5), np.log(5.0))))
+        comps = draw_components(rng, ncomp, size, wavelengths, z, bandwidths=widths,
+                                evaluate=False)
+        reach = max(np.hypot(c.dy, c.dx) + _REACH[c.kind] * c.size for c in comps)
+        sources.append(Source("galaxy", float(y), float(x), _quantise(reach + 2.5 * fmax),
+                              z_true=z, z_cat=z, snr=float(np.exp(rng.uniform(lo, hi))),
+                              components=comps))
+    with_sed = attach_seds([s.components for s in sources], [s.z_true for s in sources],
+                           wavelengths, widths)
+    for s, comps in zip(sources, with_sed, strict=True):
+        s.components = comps
+    n_bright = 0
+    for _ in range(2):  # bright stars are real rows too: one fixed-point step
+        n_real = n_galaxies + n_stars + n_bright
+        n_art = 0
+        if spurious_fraction > 0:
+            n_art = max(3, round(spurious_fraction * n_real / (1.0 - spurious_fraction)))
+        per_class = [n_art // 3 + (i < n_art % 3) for i in range(3)]
+        n_bright = math.ceil(per_class[0] / 3)
+    taken = _Taken(np.array([[s.y, s.x] for s in sources]).reshape(-1, 2))
+
+    def anywhere() -> np.ndarray:
+        return np.array([rng.uniform(0, ny - 1), rng.uniform(0, nx - 1)])
+
+    stars: list[Source] = []
+    for i in range(n_stars + n_bright):
+        bright = i >= n_stars
+        length = float(rng.uniform(40.0, 80.0)) if bright else 0.0
+        p = _free_point(rng, cov, taken, 14.0, 30.0 if bright else 16.0, anywhere)
+        if p is None:
+            continue
+        taken.append(p)
+        star = Source("star", float(p[0]), float(p[1]),
+                      int(2 * length + 12) if bright else 16, z_true=0.0, z_cat=0.0,
+                      snr=float(np.exp(rng.uniform(lo, hi))),
+                      temperature=float(rng.uniform(3000.0, 9000.0)), spike_length=length)
+        stars.append(star)
+        sources.append(star)
+
+    # (a) knots on the spikes of bright stars
+    bright_idx = [i for i, s in enumerate(sources) if s.spike_length > 0]
+    for k in range(per_class[0]):
+        if not bright_idx:
+            break
+        si = bright_idx[k % len(bright_idx)]
+        star = sources[si]
+        t_min = max(10.0, 4.0 * fmax)
+
+        def on_spike(star: Source = star, t_min: float = t_min) -> np.ndarray:
+            ang = np.radians(SPIKE_ANGLES[int(rng.integers(0, 6))])
+            t = rng.uniform(t_min, 0.85 * star.spike_length)
+            return np.array([star.y + t * np.sin(ang), star.x + t * np.cos(ang)])
+
+        p = _free_point(rng, cov, taken, 10.0, 12.0, on_spike, tries=50)
+        if p is None:
+            continue
+        taken.append(p)
+        ang = np.arctan2(p[0] - star.y, p[1] - star.x)
+        sed = stellar_fluxes(wavelengths, star.temperature)
+        sources.append(Source("artefact", float(p[0]), float(p[1]), 12,
+                              artefact=REASONS[0], z_cat=float(rng.uniform(0.5, 7.0)),
+                              sigma=float(rng.uniform(1.0, 1.4)), q=0.6, theta=float(ang),
+                              sed=sed / sed.mean(), peak_snr=float(rng.uniform(3.0, 6.0)),
+                              claim=(5.0, 2.5, float(ang)), parent=si))
+
+    # (b) noise-like blobs straddling the coverage edge
+    centre = np.array([(ny - 1) / 2.0, (nx - 1) / 2.0])
+
+    def on_edge() -> np.ndarray:
+        p = cov.boundary_points(1, rng, shape)[0]
+        inward = (centre - p) / np.linalg.norm(centre - p)
+        return p + inward * rng.uniform(1.0, 3.0)
+
+    for _ in range(per_class[1]):
+        p = _free_point(rng, cov, taken, 24.0, 0.5, on_edge)
+        if p is None:
+            continue
+        taken.append(p)
+        normal = cov.normals[np.argmin(cov.offsets - cov.normals @ p[::-1])]
+        along = float(np.arctan2(normal[0], -normal[1]))  # edge direction, (x, y) order
+        sed = rng.uniform(0.2, 1.8, size=len(wavelengths))
+        sources.append(Source("artefact", float(p[0]), float(p[1]), 16,
+                              artefact=REASONS[1], z_cat=float(rng.uniform(0.5, 7.0)),
+                              sigma=float(rng.uniform(2.0, 3.5)),
+                              q=float(rng.uniform(0.35, 0.6)), theta=along,
+                              sed=sed / sed.mean(), peak_snr=float(rng.uniform(5.0, 10.0))))
+
+    # (c) fragments shredded from bright extended galaxies
+    gal_idx = [i for i, s in enumerate(sources) if s.kind == "galaxy"]
+    disk_size = {i: max(c.size for c in sources[i].components if c.kind != "clump")
+                 for i in gal_idx}
+    parents = sorted(gal_idx, key=lambda i: -sources[i].snr * disk_size[i] ** 2)
+    for k in range(per_class[2]):
+        if not parents:
+            break
+        gi = parents[k % len(parents)]
+        gal = sources[gi]
+        size = disk_size[gi]
+        sigma = float(rng.uniform(0.9, 1.3))
+        radius = max(2.5, 2.5 * sigma)
+        dist = max(float(rng.uniform(1.8, 2.4)) * size, radius + 4.0)
+        ang = rng.uniform(0.0, 2.0 * np.pi)
+        p = np.array([gal.y + dist * np.sin(ang), gal.x + dist * np.cos(ang)])
+        disk = next(c for c in gal.components if c.kind == "disk")
+        sources.append(Source("artefact", float(p[0]), float(p[1]), 12,
+                              artefact=REASONS[2],
+                              z_cat=float(gal.z_true + rng.normal(0.0, 0.05)),
+                              sigma=sigma, q=1.0, theta=0.0, sed=disk.sed,
+                              peak_snr=float(rng.uniform(3.0, 5.0)),
+                              claim=(radius, radius, 0.0), parent=gi))
+
+    order = sorted(range(len(sources)), key=lambda i: (sources[i].y, sources[i].x, i))
+    new_index = {old: new for new, old in enumerate(order)}
+    for s in sources:
+        if s.parent >= 0:
+            s.parent = new_index[s.parent]
+    return Plan(sources=[sources[i] for i in order], coverage=cov, rms=np.asarray(rms),
+                wavelengths=np.asarray(wavelengths),
+                n_faint_stars=sum(1 for s in stars if s.spike_length == 0),
+                n_bright_stars=sum(1 for s in stars if s.spike_length > 0))
