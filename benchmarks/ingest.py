@@ -28,7 +28,7 @@ import json, resource, sys, time
 import galclust, galclust.store.cube  # imports are not ingest work: load them first
 t = time.perf_counter()
 cube, rep = galclust.ingest(sys.argv[1], sys.argv[2], tile=int(sys.argv[3]), report=True,
-                            verify=True)
+                            verify=True, compression=sys.argv[4])
 dt = time.perf_counter() - t
 print(json.dumps({"seconds": dt, "bytes": rep.bytes_read,
                   "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
@@ -68,6 +68,8 @@ def main() -> None:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", type=int, default=8192, help="mosaic side (px)")
     ap.add_argument("--tiles", default="1024", help="comma-separated tile sizes to compare")
+    ap.add_argument("--compressions", default="lz4",
+                    help="comma-separated compressors to compare (lz4, zstd, none)")
     ap.add_argument("--workdir", default=None, help="scratch folder (default: a temp dir)")
     ap.add_argument("--keep", action="store_true", help="keep the scratch folder")
     args = ap.parse_args()
@@ -90,13 +92,17 @@ def main() -> None:
         print(f"{'baseline FITS -> .npy':<28}{base['seconds']:>9.1f}"
               f"{mb / base['seconds']:>9.0f}{1.0:>8.2f}{base['rss'] / 2**30:>9.2f} GB")
         for tile in [int(x) for x in args.tiles.split(",")]:
-            store = os.path.join(work, f"cube-{tile}.zarr")
-            res = _child(CHILD_INGEST, survey.manifest_path, store, str(tile))
-            rate = res["bytes"] / 1e6 / res["seconds"]
-            ratio = rate / (mb / base["seconds"])
-            print(f"{f'galclust.ingest tile={tile}':<28}{res['seconds']:>9.1f}{rate:>9.0f}"
-                  f"{ratio:>8.2f}{res['rss'] / 2**30:>9.2f} GB")
-            shutil.rmtree(store)
+            for comp in args.compressions.split(","):
+                store = os.path.join(work, f"cube-{tile}-{comp}.zarr")
+                res = _child(CHILD_INGEST, survey.manifest_path, store, str(tile), comp)
+                rate = res["bytes"] / 1e6 / res["seconds"]
+                ratio = rate / (mb / base["seconds"])
+                size = sum(os.path.getsize(os.path.join(d, f))
+                           for d, _, fs in os.walk(store) for f in fs)
+                label = f"ingest tile={tile} {comp}"
+                print(f"{label:<28}{res['seconds']:>9.1f}{rate:>9.0f}{ratio:>8.2f}"
+                      f"{res['rss'] / 2**30:>9.2f} GB   store {size / 1e6:,.0f} MB")
+                shutil.rmtree(store)
         print("\ntargets: ratio >= 0.5, ingest peak RSS < 2 GB")
     finally:
         if not args.keep:

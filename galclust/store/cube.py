@@ -40,12 +40,13 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 import zarr
-from zarr.codecs import ZstdCodec
+from zarr.codecs import BloscCodec, ZstdCodec
 
 import galclust
 from galclust.config import Manifest, load_manifest
-from galclust.errors import InputError, StoreError
+from galclust.errors import InputError, StoreError, check_choice
 from galclust.store.fits import (
+    CHECKSUM,
     ImageInfo,
     ImageReader,
     checksum,
@@ -172,18 +173,18 @@ def _provenance_inputs(manifest: Manifest, previous: dict[str, Any], *, verify: 
         fp = file_fingerprint(path)
         old = previous.get(key, {})
         if (not verify and old.get("path") == path and old.get("size") == fp["size"]
-                and old.get("stamp") == fp["stamp"] and old.get("sha256")):
-            digest = old["sha256"]
+                and old.get("stamp") == fp["stamp"] and old.get(CHECKSUM)):
+            digest = old[CHECKSUM]
         else:
             digest = None if defer else checksum(path)
-        out[key] = {"path": path, **fp, "sha256": digest}
+        out[key] = {"path": path, **fp, CHECKSUM: digest}
     return out
 
 
-def _layout(inputs: _Inputs, tile: int) -> dict[str, Any]:
+def _layout(inputs: _Inputs, tile: int, compression: str) -> dict[str, Any]:
     m = inputs.manifest
     return {"bands": m.band_names, "wavelengths": m.wavelengths,
-            "shape": list(inputs.shape), "tile": tile}
+            "shape": list(inputs.shape), "tile": tile, "compression": compression}
 
 
 def _read_attrs(url: str) -> dict[str, Any] | None:
@@ -223,16 +224,20 @@ def _to_err(sci: np.ndarray, noise: np.ndarray, kind: str) -> tuple[np.ndarray, 
     weight, a non-finite or non-positive error, or a NaN flux all mean "no
     coverage": ``err = +inf`` and ``sci = 0`` there.
     """
-    with np.errstate(divide="ignore", invalid="ignore"):
-        if kind == "weight":
-            covered = np.isfinite(noise) & (noise > 0)
-            err = np.where(covered, 1.0 / np.sqrt(np.where(covered, noise, 1.0)), np.inf)
-        else:
-            covered = np.isfinite(noise) & (noise > 0)
-            err = np.where(covered, noise, np.inf)
-    covered &= np.isfinite(sci)
-    err = np.where(covered, err, np.inf).astype(np.float32)
-    sci = np.where(covered, sci, 0.0).astype(np.float32)
+    # In place on the freshly read float32 blocks: this runs on every pixel.
+    err = np.asarray(noise, dtype=np.float32)
+    sci = np.asarray(sci, dtype=np.float32)
+    uncovered = ~(err > 0)  # NaN, zero and negative noise
+    if kind == "weight":
+        uncovered |= np.isinf(err)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            np.sqrt(err, out=err)
+            np.reciprocal(err, out=err)
+    else:
+        uncovered |= np.isinf(err)
+    uncovered |= ~np.isfinite(sci)
+    err[uncovered] = np.inf
+    sci[uncovered] = 0.0
     return sci, err
 
 
@@ -276,7 +281,7 @@ def _ingest_block(job: _BlockJob) -> dict[str, Any]:
                 raise InputError(f"segmentation map ({job.seg.path}): non-integer values at "
                                  f"rows {y0}:{y1}; it must hold integer source ids.")
             group["seg"][ys, xs] = seg_int
-            seg_ids.update(np.unique(seg_int).tolist())
+            seg_ids.update(np.unique(seg_int[seg_int != 0]).tolist())
     finally:
         for _, rs, rn in readers:
             rs.close()
@@ -313,7 +318,7 @@ def _run_jobs(jobs: list[_BlockJob], to_hash: list[str], client: Any,
     """Run the block tasks and the checksum tasks in one graph; return both results."""
     tasks = [dask.delayed(_ingest_block, pure=False)(job, dask_key_name=f"ingest-block-{i}")
              for i, job in enumerate(jobs)]
-    tasks += [dask.delayed(checksum, pure=False)(path, dask_key_name=f"ingest-sha256-{i}")
+    tasks += [dask.delayed(checksum, pure=False)(path, dask_key_name=f"ingest-checksum-{i}")
               for i, path in enumerate(to_hash)]
     if client is not None:
         futures = client.compute(tasks)
@@ -364,7 +369,21 @@ class IngestReport:
         return bool(self.bands_written or self.seg_written or self.tables_written)
 
 
-def _create(url: str, inputs: _Inputs, tile: int) -> None:
+#: Chunk compressors. Noise-dominated float32 mosaics compress only ~1.1-1.3x
+#: losslessly; benchmarks/ingest.py weighs that against throughput.
+COMPRESSIONS = ("lz4", "zstd", "none")
+DEFAULT_COMPRESSION = "lz4"
+
+
+def _codecs(name: str) -> list[Any] | None:
+    if name == "none":
+        return None
+    if name == "lz4":
+        return [BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")]
+    return [ZstdCodec(level=3)]
+
+
+def _create(url: str, inputs: _Inputs, tile: int, compression: str) -> None:
     import dask.array as da
 
     ny, nx = inputs.shape
@@ -390,14 +409,14 @@ def _create(url: str, inputs: _Inputs, tile: int) -> None:
                                  units=m.bands[0].unit)
     template["seg"].attrs.update(long_name="segmentation map: 0 sky, else catalog id")
     template["wavelength"].attrs.update(units="micron", long_name="pivot wavelength")
-    # zstd level 1: the same ratio as the default level on noise-dominated
-    # mosaics (~1.3x) at twice the speed (benchmarks/ingest.py).
-    zstd = [ZstdCodec(level=1)]
+    codec = _codecs(compression)
     encoding = {
-        "sci": {"chunks": (nb, tile, tile), "fill_value": np.float32(0), "compressors": zstd},
+        "sci": {"chunks": (nb, tile, tile), "fill_value": np.float32(0), "compressors": codec},
         "err": {"chunks": (nb, tile, tile), "fill_value": np.float32(np.inf),
-                "compressors": zstd},
-        "seg": {"chunks": (tile, tile), "fill_value": np.int32(0), "compressors": zstd},
+                "compressors": codec},
+        # segmentation maps are mostly 0: always worth compressing
+        "seg": {"chunks": (tile, tile), "fill_value": np.int32(0),
+                "compressors": _codecs("zstd")},
     }
     template.to_zarr(_zarr_store(url), mode="w", compute=False, encoding=encoding,
                      consolidated=False, zarr_format=3)
@@ -425,12 +444,12 @@ def _wcs_attrs(info: ImageInfo) -> tuple[dict[str, Any], float]:
 
 def ingest(manifest: str | os.PathLike[str] | Manifest, store: str, *, tile: int | None = None,
            client: Any = None, verify: bool = False, progress: bool = False,
-           report: bool = False) -> xr.Dataset | tuple[xr.Dataset, IngestReport]:
+           report: bool = False, compression: str = DEFAULT_COMPRESSION) -> xr.Dataset | tuple[xr.Dataset, IngestReport]:
     """Ingest a survey's FITS mosaics into a zarr cube store.
 
     Every header and table is checked before any pixel is read. Re-ingesting
     an unchanged survey writes nothing; a changed band rewrites only that band
-    (inputs are identified by SHA-256 checksums kept in the provenance).
+    (inputs are identified by XXH3-128 checksums kept in the provenance).
 
     Parameters
     ----------
@@ -450,6 +469,9 @@ def ingest(manifest: str | os.PathLike[str] | Manifest, store: str, *, tile: int
         Show a progress bar.
     report : bool
         Also return an :class:`IngestReport`.
+    compression : {"lz4", "zstd", "none"}
+        Chunk compressor of ``sci`` and ``err`` (default ``"lz4"``: Blosc LZ4
+        with byte shuffle; ``"zstd"`` is smaller and slower).
 
     Returns
     -------
@@ -470,10 +492,11 @@ def ingest(manifest: str | os.PathLike[str] | Manifest, store: str, *, tile: int
     tile = int(tile or DEFAULT_TILE)
     if tile < 16:
         raise InputError(f"tile={tile} is too small; use at least 16 px (default {DEFAULT_TILE}).")
+    check_choice("compression", compression, COMPRESSIONS)
     store = str(store).rstrip("/")
     check_writable(store)
     inputs = _validate(manifest)
-    layout = _layout(inputs, tile)
+    layout = _layout(inputs, tile, compression)
 
     attrs = _read_attrs(store) or {}
     previous = attrs.get("provenance", {}) if attrs.get("layout") == layout else {}
@@ -485,7 +508,7 @@ def ingest(manifest: str | os.PathLike[str] | Manifest, store: str, *, tile: int
     done = set(previous.get("written", []))  # parts written completely, by checksum key
 
     def part_key(*keys: str) -> str:
-        return "|".join(f"{k}:{prov_inputs[k]['sha256']}" for k in keys)
+        return "|".join(f"{k}:{prov_inputs[k][CHECKSUM]}" for k in keys)
 
     def parts() -> tuple[dict[int, str], str, str]:
         bands = {i: part_key(f"{b.name}.sci", f"{b.name}.{b.noise_kind}")
@@ -509,17 +532,17 @@ def ingest(manifest: str | os.PathLike[str] | Manifest, store: str, *, tile: int
         return (cube, rep) if report else cube
 
     if fresh:
-        _create(store, inputs, tile)
+        _create(store, inputs, tile, compression)
     group = _open_group(store, "r+")
     group.attrs.update({"ingest_status": "writing", "layout": layout,
                         "provenance": {"inputs": prov_inputs, "written": kept}})
 
     jobs = _plan_blocks(store, inputs, tile, bands, write_seg) if (bands or write_seg) else []
-    to_hash = [k for k, v in prov_inputs.items() if v["sha256"] is None]
+    to_hash = [k for k, v in prov_inputs.items() if v[CHECKSUM] is None]
     stats, digests = _run_jobs(jobs, [prov_inputs[k]["path"] for k in to_hash], client,
                                progress)
     for key, digest in zip(to_hash, digests, strict=True):
-        prov_inputs[key]["sha256"] = digest
+        prov_inputs[key][CHECKSUM] = digest
     band_parts, seg_part, table_part = parts()
     rep.bands_written = [manifest.bands[i].name for i in bands]
     rep.seg_written = write_seg

@@ -6,13 +6,13 @@ memory whole; local files are memory-mapped, remote ones read by byte range.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import xxhash
 from astropy.io import fits
 from astropy.utils.exceptions import AstropyWarning
 from astropy.wcs import WCS, FITSFixedWarning
@@ -213,10 +213,16 @@ def file_fingerprint(path: str) -> dict[str, Any]:
     return {"size": int(info.get("size") or 0), "stamp": str(stamp)}
 
 
+#: Checksum recorded in the provenance. XXH3-128 (``xxh128sum`` on the command
+#: line) detects changed inputs as surely as SHA-256 does for this purpose, at
+#: ~10 GB/s instead of ~0.2 GB/s on CPUs without SHA instructions.
+CHECKSUM = "xxh3_128"
+
+
 def checksum(path: str) -> str:
-    """SHA-256 of a file's bytes, streamed (constant memory)."""
+    """XXH3-128 of a file's bytes (hex, as ``xxh128sum`` prints), streamed."""
     fs, p = get_fs(path)
-    h = hashlib.sha256()
+    h = xxhash.xxh3_128()
     with fs.open(p, "rb") as fh:
         while chunk := fh.read(_CHUNK):
             h.update(chunk)
