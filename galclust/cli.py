@@ -12,10 +12,10 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from galclust.errors import GalclustError
+from galclust.errors import GalclustError, InputError
 
 __all__ = ["main"]
 
@@ -81,6 +81,119 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ints(text: str | None) -> list[int] | None:
+    """``"1,2,5"`` or ``"@ids.txt"`` (one id per line) -> ids."""
+    if not text:
+        return None
+    if text.startswith("@"):
+        with open(text[1:]) as fh:
+            text = ",".join(line.split("#")[0].strip() for line in fh)
+    try:
+        return [int(t) for t in text.replace(" ", "").split(",") if t]
+    except ValueError:
+        raise InputError(f"--ids {text!r}: give integer ids separated by commas, "
+                         "or @FILE with one id per line.") from None
+
+
+def _floats(text: str | None, n: int, option: str, what: str) -> list[float] | None:
+    if not text:
+        return None
+    try:
+        values = [float(t) for t in text.split(",")]
+    except ValueError:
+        values = []
+    if len(values) != n:
+        raise InputError(f"{option} {text!r}: give {what}.")
+    return values
+
+
+def _results_url(args: argparse.Namespace) -> str:
+    from galclust.store.results import default_results_url
+
+    return args.results or default_results_url(args.store)
+
+
+def cmd_pixels(args: argparse.Namespace) -> int:
+    """Pixel-SED clustering of every (selected) galaxy of a cube store."""
+    import galclust
+    from galclust.cluster import dask_client
+    from galclust.pixels.options import check_options
+    from galclust.pixels.survey import run_pixels
+    from galclust.store.cube import open_catalog
+    from galclust.store.results import RunWriter
+
+    n_clusters: int | str = int(args.n_clusters) if args.n_clusters.isdigit() else \
+        args.n_clusters
+    params = dict(method=args.method, normalize=args.normalize, metric=args.metric,
+                  n_clusters=n_clusters, snr_threshold=args.snr_min,
+                  random_state=args.seed)
+    # a misspelt method fails before any cluster starts
+    check_options(method=args.method, normalize=args.normalize, metric=args.metric,
+                  n_clusters=n_clusters)
+    selection = dict(ids=_ints(args.ids),
+                     cone=_floats(args.cone, 3, "--cone", "RA,DEC,RADIUS (deg, deg, arcsec)"),
+                     z_range=_floats(args.z_range, 2, "--z-range", "ZMIN,ZMAX"))
+    cube = galclust.open_cube(args.store)
+    catalog = open_catalog(args.store)
+    results = _results_url(args)
+    run = RunWriter.begin(results, params={"pixels": {**params, **selection,
+                                                      "store": args.store}})
+    with dask_client(args.scheduler, n_workers=args.workers) as client:
+        if not args.quiet:
+            print(f"pixel clustering on {client.dashboard_link or args.scheduler}", flush=True)
+        summary = run_pixels(cube, catalog, run, client=client, **selection, **params)
+    run.publish()
+    gal = galclust.open_results(results).table("pixels/galaxies")
+    print(f"run {run.run_id} published to {results}")
+    print(f"galaxies {len(gal)}, clustered {int((gal['n_clusters'] > 0).sum())}, flagged "
+          f"{int((gal['flags'] != 0).sum())}; median k = "
+          f"{float(gal.loc[gal['n_clusters'] > 0, 'n_clusters'].median()):.0f}")
+    if args.plots:
+        from galclust.plots.survey import write_label_maps
+
+        paths = write_label_maps(cube, galclust.open_results(results), args.plots,
+                                 n=args.n_plots)
+        print(f"{len(paths)} label maps written to {args.plots}")
+    del summary
+    return 0
+
+
+def cmd_flag(args: argparse.Namespace) -> int:
+    """Cutout embedding and spurious-source flags for the whole catalog."""
+    import galclust
+    from galclust.catalog.pipeline import FlagOptions
+    from galclust.catalog.survey import run_catalog
+    from galclust.cluster import dask_client
+    from galclust.store.cube import open_catalog, open_labels
+    from galclust.store.labels import read_labels
+    from galclust.store.results import RunWriter
+
+    options = dict(embedding=args.embedding, method=args.model, threshold=args.threshold)
+    FlagOptions.from_kwargs(**options)  # validate before any compute
+    labels = read_labels(args.labels) if args.labels else open_labels(args.store)
+    cube = galclust.open_cube(args.store)
+    catalog = open_catalog(args.store)
+    results = _results_url(args)
+    run = RunWriter.begin(results, params={"catalog": {**options, "size": args.size,
+                                                       "labels": args.labels,
+                                                       "store": args.store}})
+    with dask_client(args.scheduler, n_workers=args.workers) as client:
+        table = run_catalog(cube, catalog, labels, run, size=args.size, client=client,
+                            random_state=args.seed, **options)
+    run.publish()
+    n_flag = int(table["flag"].sum())
+    print(f"run {run.run_id} published to {results}")
+    print(f"sources {len(table)}, flagged spurious {n_flag} "
+          f"({100 * n_flag / max(len(table), 1):.1f}%)")
+    if args.plots:
+        from galclust.plots.survey import write_embedding_pictures
+
+        for path in write_embedding_pictures(table, labels, cube, catalog, args.plots,
+                                             size=args.size):
+            print(f"picture {path}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from galclust.demo import run_demo
 
@@ -138,13 +251,79 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     p.set_defaults(func=cmd_ingest)
 
-    for register in _EXTRA_COMMANDS:
-        register(sub, _add_common)
+    _add_pixels_parser(sub)
+    _add_flag_parser(sub)
     return parser
 
 
-#: Sub-commands registered by other modules: ``register(subparsers, add_common)``.
-_EXTRA_COMMANDS: list[Callable[[Any, Callable[[argparse.ArgumentParser], None]], None]] = []
+def _add_cluster_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--results", default=None, metavar="URL",
+                   help="results store (default: the cube store's name with -results)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="Dask scheduler address (default: start a local cluster)")
+    p.add_argument("--workers", type=int, default=2,
+                   help="local cluster worker processes (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+
+
+def _add_pixels_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "pixels", help="pixel-SED clustering of every galaxy",
+        description="Group each galaxy's pixels by SED shape and build a composite SED per "
+        "group, for every catalog galaxy of a cube store (or a selection), on a Dask "
+        "cluster. Publishes a run to the results store: pixels/galaxies, "
+        "pixels/composites and pixels/stamps (label stamps).")
+    p.add_argument("--store", required=True, help="cube store (folder or s3://)")
+    p.add_argument("--ids", default=None, help="only these ids: 12,57,301 or @ids.txt")
+    p.add_argument("--cone", default=None, metavar="RA,DEC,R",
+                   help="only galaxies within R arcsec of RA, DEC (degrees)")
+    p.add_argument("--z-range", default=None, metavar="ZMIN,ZMAX",
+                   help="only galaxies with ZMIN <= z <= ZMAX")
+    p.add_argument("--method", default="kmeans",
+                   help="kmeans, gmm, agglomerative, dbscan, hdbscan or spectral "
+                   "(default: %(default)s)")
+    p.add_argument("--normalize", default="l2",
+                   help="none, l2, median_sed, colour or sum (default: %(default)s)")
+    p.add_argument("--metric", default="euclidean",
+                   help="euclidean, xcorr, wavelength or chi2 (default: %(default)s)")
+    p.add_argument("--n-clusters", default="auto",
+                   help="auto (BIC / silhouette), snr:TARGET, or an integer "
+                   "(default: %(default)s)")
+    p.add_argument("--snr-min", type=float, default=3.0,
+                   help="minimum median S/N of a pixel across bands (default: %(default)s)")
+    p.add_argument("--plots", default=None, metavar="DIR",
+                   help="write label-map + composite-SED PNGs of the brightest galaxies")
+    p.add_argument("--n-plots", type=int, default=12, help="how many (default: %(default)s)")
+    _add_cluster_options(p)
+    _add_common(p)
+    p.set_defaults(func=cmd_pixels)
+
+
+def _add_flag_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "flag", help="cutout embedding and spurious-source flags",
+        description="Cut a multi-band stamp around every catalog source, embed them "
+        "(asinh scaling, PCA with dask-ml, optionally t-SNE/UMAP), fit a Gaussian mixture "
+        "and flag the components where labelled spurious sources concentrate. Publishes "
+        "the per-source table (catalog_spurious) to the results store.")
+    p.add_argument("--store", required=True, help="cube store (folder or s3://)")
+    p.add_argument("--labels", default=None, metavar="FILE",
+                   help="inspection labels (CSV, parquet, FITS or .xlsx: id, reliable, "
+                   "reason); default: the labels ingested with the cube")
+    p.add_argument("--embedding", default="none",
+                   help="non-linear embedding on the PCA components: none, tsne or umap "
+                   "(default: %(default)s)")
+    p.add_argument("--model", default="combined",
+                   help="mixture, classifier or combined (default: %(default)s)")
+    p.add_argument("--threshold", type=float, default=0.05,
+                   help="flag mixture components whose labelled spurious fraction exceeds "
+                   "this (default: %(default)s)")
+    p.add_argument("--size", type=int, default=51, help="stamp side, px (default: %(default)s)")
+    p.add_argument("--plots", default=None, metavar="DIR",
+                   help="write the embedding pictures (PNG) to DIR")
+    _add_cluster_options(p)
+    _add_common(p)
+    p.set_defaults(func=cmd_flag)
 
 
 def _version() -> str:
@@ -164,7 +343,6 @@ def _setup_logging(verbose: int) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``galclust`` command; returns the exit status."""
-    _load_extra_commands()
     parser = build_parser()
     args = parser.parse_args(argv)
     _setup_logging(args.verbose)
@@ -179,22 +357,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     log.info("%s finished in %.1f s", args.command, time.perf_counter() - t0)
     return status
-
-
-def _load_extra_commands() -> None:
-    """Import the modules that register further sub-commands (once)."""
-    if _EXTRA_COMMANDS:
-        return
-    from importlib import import_module
-
-    for name in ("galclust.pixels.cli", "galclust.catalog.cli"):
-        try:
-            module = import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue
-        _EXTRA_COMMANDS.append(module.register)
 
 
 if __name__ == "__main__":
