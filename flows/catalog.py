@@ -24,8 +24,8 @@ def catalog_task(store: str, results: str, labels: str | None, params: dict[str,
     table_labels = read_labels(labels) if labels else open_labels(store)
     cube = galclust.open_cube(store)
     catalog = open_catalog(store)
-    run = RunWriter.begin(results, params={"catalog": {**params, "labels": labels,
-                                                       "store": store}})
+    run = RunWriter.begin(results, params={"store": store,
+                                           "catalog": {**params, "labels": labels}})
     with dask_client(scheduler) as client:
         table = run_catalog(cube, catalog, table_labels, run, client=client, **params)
     run.publish()

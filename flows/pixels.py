@@ -24,7 +24,7 @@ def pixels_task(store: str, results: str, params: dict[str, Any],
     """Cluster every selected galaxy and publish a run; returns its id and counts."""
     cube = galclust.open_cube(store)
     catalog = open_catalog(store)
-    run = RunWriter.begin(results, params={"pixels": {**params, "store": store}})
+    run = RunWriter.begin(results, params={"store": store, "pixels": params})
     with dask_client(scheduler) as client:
         from galclust.pixels.survey import run_pixels
 

@@ -136,8 +136,8 @@ def cmd_pixels(args: argparse.Namespace) -> int:
     cube = galclust.open_cube(args.store)
     catalog = open_catalog(args.store)
     results = _results_url(args)
-    run = RunWriter.begin(results, params={"pixels": {**params, **selection,
-                                                      "store": args.store}})
+    run = RunWriter.begin(results, params={"store": args.store,
+                                           "pixels": {**params, **selection}})
     with dask_client(args.scheduler, n_workers=args.workers) as client:
         if not args.quiet:
             print(f"pixel clustering on {client.dashboard_link or args.scheduler}", flush=True)
@@ -174,9 +174,9 @@ def cmd_flag(args: argparse.Namespace) -> int:
     cube = galclust.open_cube(args.store)
     catalog = open_catalog(args.store)
     results = _results_url(args)
-    run = RunWriter.begin(results, params={"catalog": {**options, "size": args.size,
-                                                       "labels": args.labels,
-                                                       "store": args.store}})
+    run = RunWriter.begin(results, params={"store": args.store,
+                                           "catalog": {**options, "size": args.size,
+                                                       "labels": args.labels}})
     with dask_client(args.scheduler, n_workers=args.workers) as client:
         table = run_catalog(cube, catalog, labels, run, size=args.size, client=client,
                             random_state=args.seed, **options)

@@ -1,0 +1,257 @@
+"""The nightly pipeline's stages, and what each must redo.
+
+Every stage of a run (pixel clustering, catalog flags) records a *checkpoint*
+once its products are completely written: ``runs/<run>/stages/<stage>.json``
+holding a key (a hash of the stage's input checksums and parameters) and its
+products. A later run reuses any checkpoint with the same key, from the last
+published run (nothing changed) or from an interrupted one (the rerun picks up
+what is missing). Pixel clustering also reuses galaxy by galaxy: when only the
+segmentation map or the catalog changed, galaxies whose footprint, position
+and redshift are unchanged keep their previous rows, and only new or changed
+galaxies are clustered.
+
+Flows (``flows/nightly.py``) call these functions; they hold no logic of
+their own.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+import xxhash
+
+from galclust.store.fits import CHECKSUM
+from galclust.store.results import RunWriter
+from galclust.store.urls import exists, get_fs, join, read_bytes, write_bytes
+
+__all__ = [
+    "StagePlan",
+    "find_checkpoint",
+    "plan_catalog",
+    "plan_pixels",
+    "run_catalog_stage",
+    "run_pixels_stage",
+    "write_checkpoint",
+]
+
+log = logging.getLogger(__name__)
+
+PIXEL_TABLES = ("pixels/galaxies", "pixels/composites", "pixels/stamps")
+FOOTPRINTS = "pixels/footprints"
+CATALOG_TABLES = ("catalog_spurious", "catalog_components")
+
+
+def _key(*parts: Any) -> str:
+    return xxhash.xxh3_128(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _inputs(cube: xr.Dataset, kinds: tuple[str, ...]) -> dict[str, str]:
+    """Checksums of the cube's inputs whose key ends with one of ``kinds``."""
+    inputs = cube.attrs["provenance"]["inputs"]
+    return {k: v[CHECKSUM] for k, v in sorted(inputs.items())
+            if k in kinds or k.rsplit(".", 1)[-1] in kinds}
+
+
+@dataclass
+class StagePlan:
+    """What one stage of a run must do.
+
+    Attributes
+    ----------
+    stage : str
+        ``"pixels"`` or ``"catalog"``.
+    key : str
+        Hash of every input and parameter of the stage.
+    action : str
+        ``"reuse"`` (a checkpoint with this key exists), ``"incremental"``
+        (pixels only: some galaxies can be carried over) or ``"compute"``.
+    checkpoint : dict or None
+        The checkpoint reused or carried over from.
+    ids : list of int or None
+        For ``"incremental"``: the galaxies to cluster.
+    carried : list of int or None
+        For ``"incremental"``: the galaxies whose rows are carried over.
+    """
+
+    stage: str
+    key: str
+    action: str
+    checkpoint: dict[str, Any] | None = None
+    band_key: str | None = None
+    ids: list[int] | None = None
+    carried: list[int] | None = None
+
+    @property
+    def needs_compute(self) -> bool:
+        return self.action != "reuse"
+
+
+# --------------------------------------------------------------------------- checkpoints
+def write_checkpoint(run: RunWriter, stage: str, key: str, products: list[str],
+                     **extra: Any) -> None:
+    """Record that ``stage`` of ``run`` is complete (after its products are written)."""
+    doc = {"stage": stage, "key": key, "run": run.run_id,
+           "products": {p: run.products[p] for p in products},
+           "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **extra}
+    write_bytes(join(run.url, "runs", run.run_id, "stages", f"{stage}.json"),
+                json.dumps(doc, default=str).encode())
+
+
+def _checkpoints(url: str, stage: str) -> list[dict[str, Any]]:
+    """Every checkpoint of ``stage`` in the store, newest run first (published or not)."""
+    fs, path = get_fs(url)
+    runs_dir = f"{path}/runs"
+    if not fs.exists(runs_dir):
+        return []
+    ids = sorted((p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(runs_dir, detail=False)),
+                 reverse=True)
+    out = []
+    for run_id in ids:
+        doc_url = join(url, "runs", run_id, "stages", f"{stage}.json")
+        if exists(doc_url):
+            out.append(json.loads(read_bytes(doc_url, what="stage checkpoint")))
+    return out
+
+
+def find_checkpoint(url: str, stage: str, key: str) -> dict[str, Any] | None:
+    """The newest checkpoint of ``stage`` with ``key``, or None."""
+    return next((c for c in _checkpoints(url, stage) if c["key"] == key), None)
+
+
+# --------------------------------------------------------------------------- pixels
+def _footprints(cube: xr.Dataset, catalog: pd.DataFrame, client: Any) -> pd.DataFrame:
+    from galclust.pixels.survey import segment_boxes
+
+    boxes = segment_boxes(cube["seg"], scheduler=client)
+    cols = ["id", "x", "y", "z"]
+    return boxes.merge(catalog[cols], on="id", how="inner")
+
+
+def plan_pixels(cube: xr.Dataset, catalog: pd.DataFrame, results: str,
+                params: dict[str, Any], *, client: Any = None,
+                footprints: pd.DataFrame | None = None) -> tuple[StagePlan, pd.DataFrame | None]:
+    """Decide what pixel clustering must redo; returns the plan and the footprints
+    (segment boxes joined with catalog positions) when they were computed."""
+    bands = _inputs(cube, ("sci", "err", "weight"))
+    key = _key("pixels", bands, _inputs(cube, ("seg", "catalog")), params)
+    band_key = _key("pixels-bands", bands, params)
+    cp = find_checkpoint(results, "pixels", key)
+    if cp is not None:
+        return StagePlan("pixels", key, "reuse", cp, band_key), footprints
+    older = next((c for c in _checkpoints(results, "pixels")
+                  if c.get("band_key") == band_key and FOOTPRINTS in c["products"]), None)
+    if older is None:
+        return StagePlan("pixels", key, "compute", None, band_key), footprints
+    if footprints is None:
+        footprints = _footprints(cube, catalog, client)
+    prev = pd.read_parquet(*_table_location(results, older["products"][FOOTPRINTS]))
+    merged = footprints.merge(prev, on="id", how="left", suffixes=("", "_prev"),
+                              indicator=True)
+    same = merged["_merge"] == "both"
+    for col in ("y0", "y1", "x0", "x1", "n_pixels"):
+        same &= merged[col].to_numpy() == merged[f"{col}_prev"].to_numpy()
+    for col in ("x", "y"):
+        same &= np.isclose(merged[col], merged[f"{col}_prev"], rtol=0, atol=1e-6)
+    same &= (merged["z"].to_numpy() == merged["z_prev"].to_numpy()) | (
+        merged["z"].isna().to_numpy() & merged["z_prev"].isna().to_numpy())
+    carried = merged.loc[same, "id"].astype("int64").tolist()
+    todo = merged.loc[~same, "id"].astype("int64").tolist()
+    return StagePlan("pixels", key, "incremental", older, band_key, todo, carried), footprints
+
+
+def _table_location(url: str, product: dict[str, Any]) -> tuple[str, Any]:
+    fs, path = get_fs(join(url, product["path"]))
+    return path, fs
+
+
+def _read_rows(url: str, product: dict[str, Any], ids: list[int]) -> pd.DataFrame:
+    path, fs = _table_location(url, product)
+    return pd.read_parquet(path, filesystem=fs, filters=[("id", "in", ids)] if ids else None)
+
+
+def run_pixels_stage(cube: xr.Dataset, catalog: pd.DataFrame, run: RunWriter,
+                     plan: StagePlan, params: dict[str, Any], *, client: Any = None,
+                     footprints: pd.DataFrame | None = None) -> dict[str, Any]:
+    """Carry out a pixel-clustering plan into ``run``; returns what was done.
+
+    ``reuse`` adopts the checkpoint's products; ``incremental`` clusters
+    ``plan.ids`` and appends the previous rows of ``plan.carried``;
+    ``compute`` clusters every galaxy. The stage's checkpoint is written last.
+    """
+    from galclust.pixels.survey import run_pixels
+
+    t0 = time.perf_counter()
+    if plan.action == "reuse":
+        run.products.update(plan.checkpoint["products"])
+        return {"action": "reuse", "from_run": plan.checkpoint["run"], "clustered": 0,
+                "seconds": time.perf_counter() - t0}
+    if footprints is None:
+        footprints = _footprints(cube, catalog, client)
+    boxes = footprints[["id", "y0", "y1", "x0", "x1", "n_pixels"]]
+    selection = {"ids": plan.ids} if plan.action == "incremental" else {}
+    clustered = 0
+    if plan.action == "compute" or plan.ids:
+        out = run_pixels(cube, catalog, run, client=client, boxes=boxes, **selection,
+                         **params)
+        clustered = int(out["n_galaxies"])
+    else:  # nothing new: empty tables of the right schema, then the carried rows
+        from galclust.pixels.survey import SCHEMAS, empty_frame
+
+        for name in PIXEL_TABLES:
+            run.write_table(name, empty_frame(SCHEMAS[name.split("/")[1]]))
+    if plan.action == "incremental" and plan.carried:
+        for name in PIXEL_TABLES:
+            rows = _read_rows(run.url, plan.checkpoint["products"][name], plan.carried)
+            fs, path = get_fs(run.url_of(name))
+            with fs.open(f"{path}/part.carried.parquet", "wb") as fh:
+                rows.to_parquet(fh, index=False)
+    run.write_table(FOOTPRINTS, footprints.reset_index(drop=True))
+    write_checkpoint(run, "pixels", plan.key, [*PIXEL_TABLES, FOOTPRINTS],
+                     band_key=plan.band_key)
+    return {"action": plan.action, "clustered": clustered,
+            "carried": len(plan.carried or []), "seconds": time.perf_counter() - t0}
+
+
+# --------------------------------------------------------------------------- catalog
+def plan_catalog(cube: xr.Dataset, results: str, params: dict[str, Any],
+                 labels_key: str | None) -> StagePlan:
+    """Decide whether the catalog embedding and flags must be recomputed.
+
+    They are global fits (PCA and mixture over the whole catalog): any change
+    of pixels, catalog, labels or parameters recomputes them all.
+    """
+    key = _key("catalog", _inputs(cube, ("sci", "err", "weight", "seg", "catalog", "labels")),
+               labels_key, params)
+    cp = find_checkpoint(results, "catalog", key)
+    return StagePlan("catalog", key, "reuse" if cp else "compute", cp)
+
+
+def run_catalog_stage(cube: xr.Dataset, catalog: pd.DataFrame, labels: pd.DataFrame | None,
+                      run: RunWriter, plan: StagePlan, params: dict[str, Any], *,
+                      client: Any = None) -> dict[str, Any]:
+    """Carry out a catalog plan into ``run``; the checkpoint is written last."""
+    from galclust.catalog.survey import run_catalog
+
+    t0 = time.perf_counter()
+    if plan.action == "reuse":
+        run.products.update(plan.checkpoint["products"])
+        return {"action": "reuse", "from_run": plan.checkpoint["run"], "sources": 0,
+                "seconds": time.perf_counter() - t0}
+    table = run_catalog(cube, catalog, labels, run, client=client, **params)
+    write_checkpoint(run, "catalog", plan.key, list(CATALOG_TABLES))
+    return {"action": "compute", "sources": len(table), "flagged": int(table["flag"].sum()),
+            "seconds": time.perf_counter() - t0}
+
+
+def labels_fingerprint(labels: pd.DataFrame | None) -> str | None:
+    """A key of the labels table's content (None without labels)."""
+    if labels is None:
+        return None
+    return xxhash.xxh3_128(pd.util.hash_pandas_object(labels, index=False).values).hexdigest()
