@@ -194,6 +194,22 @@ def cmd_flag(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_nightly(args: argparse.Namespace) -> int:
+    """The nightly flow once, now: ingest -> pixels -> flags -> publish."""
+    from flows.nightly import nightly_flow
+
+    pixels = {"method": args.method, "normalize": args.normalize, "metric": args.metric}
+    summary = nightly_flow(args.manifest, args.store, results=args.results,
+                           scheduler=args.cluster, workers=args.workers, pixels=pixels,
+                           labels=args.labels)
+    print(f"run {summary['run']} published to {summary['results']} in "
+          f"{summary['seconds']:.1f} s")
+    for stage in ("pixels", "catalog"):
+        s = summary[stage]
+        print(f"  {stage:8s} {s['action']:12s} {s['seconds']:7.1f} s")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from galclust.demo import run_demo
 
@@ -253,6 +269,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_pixels_parser(sub)
     _add_flag_parser(sub)
+
+    p = sub.add_parser(
+        "nightly", help="ingest -> pixels -> flags -> publish, redoing only what changed",
+        description="Run the nightly reprocessing once: ingest the survey (unchanged bands "
+        "are not rewritten), cluster galaxy pixels and flag spurious sources (reusing "
+        "the last run's results where inputs and parameters are unchanged), and publish "
+        "the run atomically. Schedule it with `galclust serve`.")
+    p.add_argument("manifest", help="survey manifest (TOML), local or s3://")
+    p.add_argument("--store", required=True, help="cube store: folder or s3://bucket/prefix")
+    p.add_argument("--results", default=None, metavar="URL",
+                   help="results store (default: the cube store's name with -results)")
+    p.add_argument("--cluster", default=None, metavar="ADDRESS",
+                   help="Dask scheduler address (default: a local cluster, started only "
+                   "if there is work to do)")
+    p.add_argument("--workers", type=int, default=2,
+                   help="local cluster worker processes (default: %(default)s)")
+    p.add_argument("--labels", default=None, metavar="FILE",
+                   help="inspection labels (default: those named by the manifest)")
+    p.add_argument("--method", default="kmeans", help="pixel clustering method")
+    p.add_argument("--normalize", default="l2", help="pixel SED normalisation")
+    p.add_argument("--metric", default="euclidean", help="pixel SED distance")
+    _add_common(p)
+    p.set_defaults(func=cmd_nightly)
     return parser
 
 
@@ -332,6 +371,18 @@ def _version() -> str:
     return galclust.__version__
 
 
+def prefect_environment() -> None:
+    """Defaults for running Prefect without a server, set before Prefect is imported.
+
+    A private ``PREFECT_HOME`` (Prefect writes its database there), no
+    analytics, and time for the temporary local API to start on a busy laptop.
+    """
+    os.environ.setdefault("PREFECT_HOME", os.path.join(os.path.expanduser("~"), ".galclust",
+                                                       "prefect"))
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+
+
 def _setup_logging(verbose: int) -> None:
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s: %(message)s",
@@ -346,6 +397,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _setup_logging(args.verbose)
+    prefect_environment()
     t0 = time.perf_counter()
     try:
         status = int(args.func(args) or 0)

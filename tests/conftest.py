@@ -15,6 +15,7 @@ import pytest
 # Before anything imports prefect, dask or matplotlib.
 os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="galclust-prefect-"))
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
