@@ -1,0 +1,195 @@
+"""`cluster_galaxy`: pixel-SED clustering of one galaxy, from arrays to a result.
+
+Pipeline: validate the arrays and options (errors before any compute) →
+select pixels and bands (:func:`~galclust.pixels.selection.select_pixels`) →
+cluster their SEDs (:class:`~galclust.pixels.estimator.PixelClusterer`) →
+composite SEDs (:func:`~galclust.pixels.composites.composite_seds`).
+A degenerate galaxy (no pixels, too few, a single usable band, all-NaN) gives
+a flagged result, never an exception.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from galclust.errors import InputError, did_you_mean
+from galclust.pixels.composites import composite_seds, default_band_names
+from galclust.pixels.estimator import PixelClusterer
+from galclust.pixels.flags import PixelFlag, flag_names
+from galclust.pixels.options import check_arrays, check_options
+from galclust.pixels.selection import select_pixels
+
+__all__ = ["ESTIMATOR_OPTIONS", "PixelResult", "check_estimator_options", "cluster_galaxy"]
+
+_OWN = ("method", "n_clusters", "normalize", "metric", "wavelength", "random_state")
+#: Estimator options ``cluster_galaxy`` passes through (see PixelClusterer).
+ESTIMATOR_OPTIONS = tuple(k for k in PixelClusterer().get_params() if k not in _OWN)
+
+
+@dataclass
+class PixelResult:
+    """The pixel clusters of one galaxy.
+
+    Attributes
+    ----------
+    labels : ndarray of int32, (y, x)
+        Cluster of each pixel, −1 where not clustered.
+    n_clusters : int
+    composites : xarray.Dataset
+        ``flux``, ``err``, ``shape`` (cluster, band), ``n_pixels``, ``snr`` (cluster).
+    flags : PixelFlag
+    score : float
+        Mean silhouette of the final labelling (NaN for fewer than 2 clusters).
+    used_bands : tuple of str
+    dropped_bands : dict of str to str
+        Band name -> why it was not used.
+    n_pixels : int
+        Selected pixels.
+    chi2_single : float
+        Reduced χ² of the selected pixels against one common SED shape.
+    criterion : str
+        How k was chosen: ``single``, ``silhouette``, ``bic``, ``snr``,
+        ``fixed``, ``density``, ``degenerate`` or ``none``.
+    k_scores : dict of int to float
+        The criterion for every k tried.
+    selection : ndarray of bool, (y, x)
+        The selected pixels.
+    """
+
+    labels: np.ndarray
+    n_clusters: int
+    composites: xr.Dataset
+    flags: PixelFlag
+    score: float
+    used_bands: tuple[str, ...]
+    dropped_bands: dict[str, str]
+    n_pixels: int
+    chi2_single: float
+    criterion: str
+    k_scores: dict[int, float] = field(default_factory=dict)
+    selection: np.ndarray | None = None
+
+    @property
+    def flag_names(self) -> list[str]:
+        """Names of the flags set."""
+        return flag_names(self.flags)
+
+    def summary(self) -> dict[str, Any]:
+        """Per-galaxy summary: pixels, chosen k, score, flags, bands."""
+        return {"n_pixels": self.n_pixels, "n_clusters": self.n_clusters, "score": self.score,
+                "criterion": self.criterion, "chi2_single": self.chi2_single,
+                "flags": int(self.flags), "flag_names": ",".join(self.flag_names),
+                "used_bands": ",".join(self.used_bands)}
+
+
+def check_estimator_options(options: dict[str, Any]) -> None:
+    """Raise :class:`InputError` for a keyword that is not a PixelClusterer option."""
+    for key in options:
+        if key not in ESTIMATOR_OPTIONS:
+            raise InputError(f"cluster_galaxy() got an unknown option {key!r}."
+                             + did_you_mean(key, ESTIMATOR_OPTIONS)
+                             + f" Valid options: {', '.join(ESTIMATOR_OPTIONS)}.")
+
+
+def cluster_galaxy(sci: Any, err: Any, mask: Any, wavelength: Any, *,
+                   normalize: str = "l2", metric: str = "euclidean", method: str = "kmeans",
+                   n_clusters: Any = "auto", random_state: int = 0,
+                   snr_threshold: float = 3.0, min_pixels: int = 10,
+                   min_band_coverage: float = 0.5, bands: Sequence[str] | None = None,
+                   **options: Any) -> PixelResult:
+    """Cluster one galaxy's pixels by SED shape.
+
+    Parameters
+    ----------
+    sci, err : array_like, (band, y, x)
+        Flux and 1-sigma error of a stamp (``err = +inf``: no coverage).
+    mask : array_like of bool, (y, x)
+        The galaxy's footprint (e.g. its segment).
+    wavelength : array_like, (band,)
+        Pivot wavelengths (micron).
+    normalize : {"none", "l2", "median_sed", "colour", "sum"}
+    metric : {"euclidean", "xcorr", "wavelength", "chi2"}
+    method : {"kmeans", "gmm", "agglomerative", "dbscan", "hdbscan", "spectral"}
+    n_clusters : "auto", int or "snr:<target>"
+    random_state : int
+    snr_threshold : float
+        Minimum median S/N across bands of a clustered pixel.
+    min_pixels : int
+        Below this many selected pixels the galaxy is one cluster (flag
+        ``TOO_FEW_PIXELS``).
+    min_band_coverage : float
+        Bands covering less of the footprint are dropped.
+    bands : sequence of str, optional
+        Band names (default: from the wavelengths).
+    **options
+        Passed to :class:`~galclust.pixels.estimator.PixelClusterer`
+        (``linkage``, ``k_range``, ``chi2_threshold``, ``eps``, ``dtype``, ...).
+
+    Returns
+    -------
+    PixelResult
+
+    Raises
+    ------
+    InputError
+        Arrays whose shapes disagree, unknown names or options, or an integer
+        ``n_clusters`` larger than the footprint.
+    """
+    sci, err, mask, wl = check_arrays(sci, err, mask, wavelength)
+    rule = check_options(method=method, normalize=normalize, metric=metric,
+                         linkage=options.get("linkage", "ward"), n_clusters=n_clusters,
+                         k_range=options.get("k_range", (1, 6)))
+    check_estimator_options(options)
+    names = list(bands) if bands is not None else default_band_names(wl)
+    if len(names) != sci.shape[0]:
+        raise InputError(f"bands names {len(names)} bands but sci has {sci.shape[0]}.")
+    n_foot = int(mask.sum())
+    if rule.kind == "fixed" and rule.k > n_foot:
+        raise InputError(f"n_clusters={rule.k} is larger than the number of pixels in the "
+                         f"footprint ({n_foot}); ask for fewer clusters or use 'auto'.")
+    sel = select_pixels(sci, err, mask, snr_threshold=snr_threshold,
+                        min_band_coverage=min_band_coverage)
+    flags = sel.flags
+    used = sel.used_bands
+    flux = sci[:, sel.mask].T
+    e = err[:, sel.mask].T
+    n = sel.n_pixels
+    pix_labels = np.full(n, -1, dtype=np.int64)
+    k, score, chi2, criterion, k_scores = 0, float("nan"), float("nan"), "none", {}
+    if n == 0:
+        pass
+    elif used.sum() < 2 or n < max(min_pixels, 1):
+        if used.sum() >= 2:
+            flags |= PixelFlag.TOO_FEW_PIXELS
+        pix_labels[:] = 0
+        k, criterion = 1, "degenerate"
+        if rule.kind == "fixed" and rule.k > 1:
+            flags |= PixelFlag.K_REDUCED
+    else:
+        if rule.kind == "fixed" and rule.k > n:
+            n_clusters = n
+            flags |= PixelFlag.K_REDUCED
+        est = PixelClusterer(method=method, n_clusters=n_clusters, normalize=normalize,
+                             metric=metric, wavelength=wl[used], random_state=random_state,
+                             **options)
+        est.fit(flux[:, used], err=e[:, used])
+        pix_labels = est.labels_
+        k, score, chi2 = est.n_clusters_, est.score_, est.chi2_single_
+        criterion, k_scores = est.criterion_, dict(est.k_scores_)
+        flags |= est.flags_
+    labels = np.full(mask.shape, -1, dtype=np.int32)
+    labels[sel.mask] = pix_labels
+    comps = composite_seds(flux, e, pix_labels, n_clusters=k, wavelength=wl, bands=names,
+                           used_bands=used)
+    return PixelResult(
+        labels=labels, n_clusters=int(k), composites=comps, flags=PixelFlag(flags),
+        score=float(score), used_bands=tuple(n_ for n_, u in zip(names, used, strict=True) if u),
+        dropped_bands={names[i]: why for i, why in sel.dropped_bands.items()},
+        n_pixels=n, chi2_single=float(chi2), criterion=criterion, k_scores=k_scores,
+        selection=sel.mask,
+    )

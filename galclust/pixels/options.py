@@ -1,0 +1,175 @@
+"""Names of the normalisations, metrics and methods, and the checks run before compute.
+
+Every public entry point (:class:`~galclust.pixels.estimator.PixelClusterer`,
+:func:`~galclust.pixels.core.cluster_galaxy`, the survey mapping) validates its
+options here, so a misspelt name or an impossible combination fails at once
+with a message that names the argument, the valid values and the closest one.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from galclust.errors import InputError, check_choice
+
+__all__ = [
+    "LINKAGES",
+    "METHODS",
+    "METRICS",
+    "NORMALIZATIONS",
+    "PAIRWISE_METHODS",
+    "SCALE_NORMALIZATIONS",
+    "KRule",
+    "check_arrays",
+    "check_options",
+    "parse_n_clusters",
+]
+
+#: Ways to remove brightness from pixel SEDs (see :mod:`galclust.pixels.normalize`).
+NORMALIZATIONS: tuple[str, ...] = ("none", "l2", "median_sed", "colour", "sum")
+#: Normalisations that only rescale each pixel (the ``chi2`` metric needs one).
+SCALE_NORMALIZATIONS: tuple[str, ...] = ("none", "l2", "sum")
+#: Distances between pixel SEDs (see :mod:`galclust.pixels.distance`).
+METRICS: tuple[str, ...] = ("euclidean", "xcorr", "wavelength", "chi2")
+#: Clustering methods (see :mod:`galclust.pixels.estimator`).
+METHODS: tuple[str, ...] = ("kmeans", "gmm", "agglomerative", "dbscan", "hdbscan", "spectral")
+#: Linkages of ``method="agglomerative"``; ``"ward"`` works on features, the
+#: others on a precomputed distance matrix.
+LINKAGES: tuple[str, ...] = ("ward", "complete", "average", "single")
+#: Methods that find the number of clusters themselves.
+DENSITY_METHODS: tuple[str, ...] = ("dbscan", "hdbscan")
+#: (method, linkage) pairs that need the full pairwise distance matrix.
+PAIRWISE_METHODS: tuple[str, ...] = ("spectral", "agglomerative-complete",
+                                     "agglomerative-average", "agglomerative-single")
+
+
+@dataclass(frozen=True)
+class KRule:
+    """A parsed ``n_clusters`` option.
+
+    Attributes
+    ----------
+    kind : {"auto", "fixed", "snr"}
+        ``"auto"``: BIC (gmm) / silhouette (others) with a single-population
+        test for k = 1; ``"fixed"``: exactly ``k``; ``"snr"``: the largest k
+        whose every cluster reaches S/N ``snr``.
+    k : int or None
+        The fixed k.
+    snr : float or None
+        The S/N target.
+    """
+
+    kind: str
+    k: int | None = None
+    snr: float | None = None
+
+
+def parse_n_clusters(value: Any) -> KRule:
+    """Parse ``n_clusters``: ``"auto"``, a positive int, or ``"snr:<target>"``.
+
+    Raises
+    ------
+    InputError
+        For anything else.
+    """
+    if isinstance(value, bool):
+        raise InputError(f"n_clusters={value!r} must be 'auto', a positive int or 'snr:<target>'.")
+    if isinstance(value, int | np.integer):
+        if value < 1:
+            raise InputError(f"n_clusters={value} must be >= 1 (or 'auto' / 'snr:<target>').")
+        return KRule("fixed", k=int(value))
+    if isinstance(value, str):
+        if value == "auto":
+            return KRule("auto")
+        if value.startswith("snr:"):
+            try:
+                target = float(value[4:])
+            except ValueError:
+                target = math.nan
+            if not (math.isfinite(target) and target > 0):
+                raise InputError(f"n_clusters={value!r}: the S/N target after 'snr:' must be a "
+                                 "positive number, e.g. 'snr:20'.")
+            return KRule("snr", snr=target)
+    raise InputError(f"n_clusters={value!r} must be 'auto', a positive int or 'snr:<target>' "
+                     "(e.g. 'snr:20').")
+
+
+def check_options(*, method: str, normalize: str, metric: str, linkage: str = "ward",
+                  n_clusters: Any = "auto", k_range: Any = (1, 6)) -> KRule:
+    """Validate a combination of clustering options; return the parsed ``n_clusters``.
+
+    Raises
+    ------
+    InputError
+        Unknown names (with the valid ones and the closest), ``metric="chi2"``
+        with a normalisation that is not a per-pixel scaling, a fixed or S/N
+        ``n_clusters`` for a density-based method, or a bad ``k_range``.
+    """
+    check_choice("method", method, METHODS)
+    check_choice("normalize", normalize, NORMALIZATIONS)
+    check_choice("metric", metric, METRICS)
+    check_choice("linkage", linkage, LINKAGES)
+    if metric == "chi2" and normalize not in SCALE_NORMALIZATIONS:
+        raise InputError(
+            f"metric='chi2' compares fluxes with their errors, so normalize must rescale "
+            f"pixels only ({', '.join(map(repr, SCALE_NORMALIZATIONS))}), not {normalize!r}."
+        )
+    rule = parse_n_clusters(n_clusters)
+    if method in DENSITY_METHODS and rule.kind != "auto":
+        raise InputError(f"method={method!r} finds the number of clusters itself; use "
+                         f"n_clusters='auto', not {n_clusters!r}.")
+    try:
+        kmin, kmax = (int(k) for k in k_range)
+    except (TypeError, ValueError):
+        raise InputError(f"k_range={k_range!r} must be a pair (kmin, kmax) of ints.") from None
+    if not 1 <= kmin <= kmax:
+        raise InputError(f"k_range={k_range!r} must satisfy 1 <= kmin <= kmax.")
+    return rule
+
+
+def check_arrays(sci: Any, err: Any, mask: Any, wavelength: Any) -> tuple[np.ndarray, ...]:
+    """Check the shapes of one galaxy's arrays and return them as numpy arrays.
+
+    Parameters
+    ----------
+    sci, err : array_like, (band, y, x)
+    mask : array_like of bool, (y, x)
+    wavelength : array_like, (band,)
+        Positive, finite pivot wavelengths in micron.
+
+    Returns
+    -------
+    sci, err : float64 ndarray
+    mask : bool ndarray
+    wavelength : float64 ndarray
+
+    Raises
+    ------
+    InputError
+        If the arrays disagree in shape, or wavelengths are not positive.
+    """
+    sci = np.asarray(sci, dtype=np.float64)
+    err = np.asarray(err, dtype=np.float64)
+    mask = np.asarray(mask)
+    wavelength = np.asarray(wavelength, dtype=np.float64)
+    if sci.ndim != 3:
+        raise InputError(f"sci must be a (band, y, x) array; got shape {sci.shape}.")
+    if err.shape != sci.shape:
+        raise InputError(f"err has shape {err.shape} but sci has {sci.shape}; they must match.")
+    if mask.shape != sci.shape[1:]:
+        raise InputError(f"mask has shape {mask.shape} but sci's (y, x) shape is "
+                         f"{sci.shape[1:]}; pass the footprint of the same stamp.")
+    if mask.dtype != bool:
+        if not np.isin(mask, (0, 1)).all():
+            raise InputError("mask must be boolean (True inside the galaxy's footprint).")
+        mask = mask.astype(bool)
+    if wavelength.shape != (sci.shape[0],):
+        raise InputError(f"wavelength has shape {wavelength.shape} but sci has "
+                         f"{sci.shape[0]} bands; give one pivot wavelength per band.")
+    if not (np.isfinite(wavelength).all() and (wavelength > 0).all()):
+        raise InputError("wavelength must hold positive, finite pivot wavelengths (micron).")
+    return sci, err, mask, wavelength
