@@ -1,0 +1,499 @@
+"""Query a published run: by galaxy id, by sky cone, by property; as tables, JSON, PNG.
+
+A :class:`Query` resolves the results store's pointer once, when built: all its
+answers come from that run, even while a nightly run writes the next one. Tables
+are the catalog (from the run's cube store) joined with the run's ``pixels/galaxies``
+and ``catalog_spurious`` columns (``flag``, ``reason`` named ``spurious``,
+``spurious_reason``); ``<NA>`` where the run has no row for a source.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import math
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from galclust.catalog.schema import TABLE_NAME as SPURIOUS
+from galclust.errors import InputError, check_choice, did_you_mean
+from galclust.pixels.flags import PixelFlag
+from galclust.pixels.survey import COMPOSITES_SCHEMA, decode_labels, empty_frame
+from galclust.store.cube import open_catalog, open_cube
+from galclust.store.results import Results, default_results_url, open_results
+from galclust.store.urls import write_bytes
+
+__all__ = ["CUTOUT_SIZE", "GalaxyRecord", "Query", "add_query_parser", "cmd_query", "to_json"]
+
+GALAXIES, COMPOSITES, STAMPS = "pixels/galaxies", "pixels/composites", "pixels/stamps"
+#: Minimum side (px) of a galaxy's cutout; it is widened to hold the label stamp.
+CUTOUT_SIZE = 51
+#: Columns the command line prints by default (those present).
+DEFAULT_COLUMNS = ["id", "ra", "dec", "sep_arcsec", "z", "n_pixels", "n_clusters",
+                   "flag_names", "p_spurious", "spurious", "spurious_reason"]
+
+
+def _clean(v: Any) -> Any:
+    """Plain JSON values: numpy scalars unwrapped; NaN, inf and missing -> None."""
+    if isinstance(v, dict):
+        return {str(k): _clean(x) for k, x in v.items()}
+    if isinstance(v, list | tuple | np.ndarray):
+        return [_clean(x) for x in v]
+    v = v.item() if isinstance(v, np.generic) else v
+    missing = v is None or v is pd.NA or v is pd.NaT
+    return None if missing or (isinstance(v, float) and not math.isfinite(v)) else v
+
+
+def to_json(obj: Any, *, indent: int | None = 1) -> str:
+    """Strict JSON (NaN, inf, missing -> null) of a table, row, :class:`GalaxyRecord` or dict."""
+    if isinstance(obj, GalaxyRecord | pd.DataFrame | pd.Series):
+        obj = obj.to_dict(**({"orient": "records"} if isinstance(obj, pd.DataFrame) else {}))
+    return json.dumps(_clean(obj), indent=indent, allow_nan=False)
+
+
+def _separation_arcsec(ra0: float, dec0: float, ra: Any, dec: Any) -> np.ndarray:
+    """Great-circle separation (Vincenty formula, exact at any angle), vectorised."""
+    lat0, lat = math.radians(dec0), np.radians(np.asarray(dec, float))
+    dl = np.radians(np.asarray(ra, float)) - math.radians(ra0)
+    num = np.hypot(np.cos(lat) * np.sin(dl),
+                   math.cos(lat0) * np.sin(lat) - math.sin(lat0) * np.cos(lat) * np.cos(dl))
+    den = math.sin(lat0) * np.sin(lat) + math.cos(lat0) * np.cos(lat) * np.cos(dl)
+    return np.degrees(np.arctan2(num, den)) * 3600.0
+
+
+def _nullable(df: pd.DataFrame) -> pd.DataFrame:
+    """Integer and bool columns as nullable dtypes, so a left join keeps them exact."""
+    is_bool, is_int = pd.api.types.is_bool_dtype, pd.api.types.is_integer_dtype
+    return df.astype({c: "boolean" if is_bool(t) else "Int64" for c, t in df.dtypes.items()
+                      if c != "id" and (is_bool(t) or is_int(t))})
+
+
+def _range(argument: str, value: Any) -> tuple[float, float]:
+    """``v`` -> ``(v, v)``; ``(lo, hi)`` checked (a ``None`` bound is open)."""
+    try:
+        lo, hi = (value, value) if np.isscalar(value) else value
+        lo, hi = -math.inf if lo is None else float(lo), math.inf if hi is None else float(hi)
+    except (TypeError, ValueError):
+        raise InputError(f"{argument}={value!r}: give a number or a (min, max) pair.") from None
+    if lo > hi:
+        raise InputError(f"{argument}={value!r}: min {lo:g} exceeds max {hi:g}.")
+    return lo, hi
+
+
+@dataclass(frozen=True)
+class GalaxyRecord:
+    """Everything a published run and its cube hold about one source.
+
+    Attributes
+    ----------
+    id : int
+    run_id : str
+        The run the answer comes from.
+    catalog, pixels, spurious : pandas.Series (the last two None if absent)
+        Its rows of the catalog, ``pixels/galaxies`` and ``catalog_spurious``.
+    composites : pandas.DataFrame
+        Its composite SEDs by cluster and wavelength (empty if none).
+    labels : xarray.DataArray or None
+        Its (y, x) label stamp (−1 = not clustered), coordinates in cube pixels.
+    cutout : xarray.DataArray
+        ``sci`` (band, y, x): a :data:`CUTOUT_SIZE` box widened to hold the label stamp.
+    """
+
+    id: int
+    run_id: str
+    catalog: pd.Series
+    pixels: pd.Series | None
+    composites: pd.DataFrame
+    labels: xr.DataArray | None
+    cutout: xr.DataArray
+    spurious: pd.Series | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (see :func:`to_json`); the label stamp as nested lists."""
+        lab, c = self.labels, self.cutout
+        return _clean({
+            "id": self.id, "run": self.run_id, "catalog": self.catalog.to_dict(),
+            "pixels": None if self.pixels is None else self.pixels.to_dict(),
+            "spurious": None if self.spurious is None else self.spurious.to_dict(),
+            "composites": self.composites.to_dict("records"),
+            "labels": None if lab is None else {"y0": int(lab["y"][0]), "x0": int(lab["x"][0]),
+                                                "values": lab.values.tolist()},
+            "cutout": {"y0": int(c["y"][0]), "x0": int(c["x"][0]), "ny": c.sizes["y"],
+                       "nx": c.sizes["x"], "bands": [str(b) for b in c["band"].values]},
+        })
+
+    def figure(self) -> Any:
+        """Colour image, label map and composite SEDs in one matplotlib Figure."""
+        from galclust.plots.pixels import plot_result
+
+        c, z, pix, sp = self.cutout, self.catalog.get("z", np.nan), self.pixels, self.spurious
+        lab = (np.full(c.shape[1:], -1) if self.labels is None else
+               self.labels.reindex(y=c["y"], x=c["x"], fill_value=-1).values)  # on the cutout
+        title = f"galaxy {self.id}" + (f", z = {z:.2f}" if np.isfinite(z) else "")
+        if pix is not None and pix["flag_names"]:
+            title += f", flags: {pix['flag_names']}"
+        if sp is not None:
+            title += f", p_spurious = {sp['p_spurious']:.2f}" + (
+                f" (flagged: {sp['reason'] or 'spurious'})" if sp["flag"] else "")
+        fig = plot_result(c.values, SimpleNamespace(labels=lab, composites=self.composites,
+                                                    n_clusters=int(lab.max(initial=-1)) + 1),
+                          wavelength=c["wavelength"].values, title=f"{title}   [run {self.run_id}]")
+        fig.axes[0].plot(self.catalog["x"] - int(c["x"][0]), self.catalog["y"] - int(c["y"][0]),
+                         "+", color="magenta", ms=14, mew=1.5)
+        fig.axes[0].set_title("colour image (+ catalog position)")
+        return fig
+
+
+class Query:
+    """Answers questions from one published run of a results store.
+
+    Parameters
+    ----------
+    results_url : str
+        The results store (local folder or ``s3://``).
+    run : str
+        ``"latest"`` (the pointer, resolved now and only now) or a run id.
+    store : str, optional
+        The cube store (default: the one the run was computed from).
+    """
+
+    def __init__(self, results_url: str, run: str = "latest", *, store: str | None = None):
+        self.results: Results = open_results(results_url, run)
+        self.run_id: str = self.results.run_id
+        self._store = store
+
+    @property
+    def store(self) -> str:
+        """The cube store URL."""
+        if not (store := self._store or self.results.params.get("store")):
+            raise InputError(f"run {self.run_id} of {self.results.url} does not name its cube "
+                             "store (params 'store'); pass store= (CLI: --store URL).")
+        return str(store)
+
+    @functools.cached_property
+    def catalog(self) -> pd.DataFrame:
+        """The catalog ingested with the cube, sorted by id."""
+        return open_catalog(self.store).sort_values("id", ignore_index=True)
+
+    @functools.cached_property
+    def cube(self) -> xr.Dataset:
+        """The cube, opened lazily."""
+        return open_cube(self.store)
+
+    def __repr__(self) -> str:
+        return f"<Query {self.results.url} run={self.run_id} products={self.results.products}>"
+
+    def _table(self, name: str, ids: Sequence[int] | None = None, *, need: str | None = None,
+               columns: list[str] | None = None, filters: list[Any] | None = None
+               ) -> pd.DataFrame | None:
+        """A product's rows (of ``ids``, matching pyarrow ``filters``); None if the run lacks
+        it, or an error naming the criterion ``need`` that requires it."""
+        if name not in self.results.products:
+            if need is None:
+                return None
+            raise InputError(f"{need}: run {self.run_id} of {self.results.url} has no {name!r} "
+                             f"table, only {', '.join(self.results.products)}.")
+        filters = list(filters or []) + ([("id", "in", [int(i) for i in ids])]
+                                         if ids is not None else [])
+        return self.results.table(name, columns=columns, filters=filters or None)
+
+    def galaxy(self, id: int) -> GalaxyRecord:
+        """Everything about source ``id``: catalog, pixel clusters, spurious row, cutout.
+
+        Raises
+        ------
+        InputError
+            If ``id`` is not in the catalog (the message lists the nearest ids).
+        """
+        if isinstance(id, bool) or not isinstance(id, int | np.integer):
+            raise InputError(f"id={id!r}: give an integer catalog id.")
+        id, ids = int(id), self.catalog["id"].to_numpy()
+        hit = np.flatnonzero(ids == id)
+        if not hit.size:
+            near = np.sort(ids[np.argsort(np.abs(ids - id), kind="stable")[:5]]).tolist()
+            raise InputError(
+                f"galaxy id {id} is not in the catalog of {self.store} (results {self.results.url}"
+                f", run {self.run_id}); its {len(ids)} ids run from {ids.min()} to {ids.max()}, "
+                f"nearest: {', '.join(map(str, near))}. List ids with `galclust query --results "
+                f"{self.results.url}` (Query.select()).")
+        row = self.catalog.iloc[hit[0]]
+        pix, spur = (None if t is None or t.empty else t.iloc[0]
+                     for t in (self._table(GALAXIES, [id]), self._table(SPURIOUS, [id])))
+        comp, stamp = self._table(COMPOSITES, [id]), self._table(STAMPS, [id])
+        labels = None
+        if stamp is not None and len(stamp):
+            s = stamp.iloc[0]
+            labels = xr.DataArray(
+                decode_labels(s["labels"], s["ny"], s["nx"]), dims=("y", "x"), name="labels",
+                coords={"y": np.arange(s["y0"], s["y0"] + s["ny"]),
+                        "x": np.arange(s["x0"], s["x0"] + s["nx"])}, attrs={"id": id})
+        return GalaxyRecord(
+            id=id, run_id=self.run_id, catalog=row,
+            pixels=pix, spurious=spur, labels=labels, cutout=self._cutout(row, labels),
+            composites=empty_frame(COMPOSITES_SCHEMA) if comp is None else
+            comp.sort_values(["cluster", "wavelength"], ignore_index=True))
+
+    def _cutout(self, row: pd.Series, labels: xr.DataArray | None) -> xr.DataArray:
+        box = {}
+        for d in "yx":
+            c, h = float(row[d]), CUTOUT_SIZE // 2
+            ends = [round(c) - h, round(c) + h + 1] if math.isfinite(c) else []
+            ends += [] if labels is None else [int(labels[d][0]), int(labels[d][-1]) + 1]
+            lo = max(min(ends, default=0), 0)
+            box[d] = slice(lo, max(min(max(ends, default=0), self.cube.sizes[d]), lo))
+        return self.cube["sci"].isel(box).load()
+
+    def sources(self, ids: Sequence[int] | None = None) -> pd.DataFrame:
+        """Catalog rows (of ``ids``, else all; sorted by id) joined with the run's columns."""
+        cat = self.catalog
+        return self._join(cat if ids is None else cat[cat["id"].isin(np.asarray(ids))])
+
+    def _join(self, cat: pd.DataFrame) -> pd.DataFrame:
+        out = cat.reset_index(drop=True)
+        ids = None if len(cat) == len(self.catalog) else cat["id"].tolist()  # all: no filter
+        for name, rename in ((GALAXIES, {}),
+                             (SPURIOUS, {"flag": "spurious", "reason": "spurious_reason"})):
+            df = self._table(name, ids)
+            if df is not None:
+                df = df.rename(columns=rename).drop(columns=["tile"], errors="ignore")
+                df = df.drop(columns=[c for c in df.columns if c != "id" and c in out])
+                out = out.merge(_nullable(df), on="id", how="left")
+        return out
+
+    @functools.cached_property
+    def sky(self) -> dict[str, Any]:
+        """The cube's ``wcs``, ``centre`` (deg), circumscribed ``radius`` (arcsec) and
+        ``extent`` (deg: ``ra_min, ra_max, dec_min, dec_max``; RA may wrap through 0)."""
+        from astropy.wcs import WCS
+
+        wcs = WCS(dict(self.cube.attrs["wcs"])).celestial
+        ny, nx = self.cube.sizes["y"], self.cube.sizes["x"]
+        gx, gy = np.meshgrid([-0.5, (nx - 1) / 2, nx - 0.5], [-0.5, (ny - 1) / 2, ny - 0.5])
+        ra, dec = wcs.pixel_to_world_values(gx.ravel(), gy.ravel())  # [4]: centre
+        dra = (ra - ra[4] + 180.0) % 360.0 - 180.0
+        return {"wcs": wcs, "centre": (float(ra[4]), float(dec[4])),
+                "radius": float(_separation_arcsec(ra[4], dec[4], ra, dec).max()),
+                "extent": {"ra_min": float((ra[4] + dra.min()) % 360),
+                           "ra_max": float((ra[4] + dra.max()) % 360),
+                           "dec_min": float(dec.min()), "dec_max": float(dec.max())}}
+
+    def _outside_arcsec(self, ra: float, dec: float) -> float:
+        """How far (arcsec) a sky position lies outside the cube's pixel area (0 inside)."""
+        sky, ny, nx = self.sky, self.cube.sizes["y"], self.cube.sizes["x"]
+        d = float(_separation_arcsec(*sky["centre"], ra, dec))
+        if d > sky["radius"]:  # beyond the circumscribed circle: this lower bound will do
+            return d - sky["radius"]
+        x, y = sky["wcs"].world_to_pixel_values(ra, dec)
+        dx, dy = max(-0.5 - x, 0.0, x - nx + 0.5), max(-0.5 - y, 0.0, y - ny + 0.5)
+        return float(math.hypot(dx, dy) * self.cube.attrs.get("pixel_scale", 1.0))
+
+    def cone(self, ra: float, dec: float, radius_arcsec: float) -> pd.DataFrame:
+        """Sources within ``radius_arcsec`` of (``ra``, ``dec``) (degrees), nearest first.
+
+        The joined source table plus ``sep_arcsec``, sorted by it (then id);
+        empty if the cone is inside the survey but holds no source.
+
+        Raises
+        ------
+        InputError
+            A bad centre or radius, or a cone wholly outside the survey (the
+            message gives the survey's RA/Dec extent).
+        """
+        ra, dec, radius = float(ra), float(dec), float(radius_arcsec)
+        if not (math.isfinite(ra) and -90.0 <= dec <= 90.0 and 0 < radius < math.inf):
+            raise InputError(f"cone RA {ra}, Dec {dec}, radius {radius_arcsec!r}: give degrees "
+                             "(-90 <= Dec <= 90) and a positive radius in arcsec.")
+        cat = self.catalog
+        sep = _separation_arcsec(ra, dec, cat["ra"], cat["dec"])
+        inside = sep <= radius
+        if not inside.any() and self._outside_arcsec(ra, dec) > radius:
+            e = self.sky["extent"]
+            raise InputError(
+                f"cone (RA {ra:.6f}, Dec {dec:+.6f}, radius {radius:g} arcsec) lies wholly outside "
+                f"survey {self.cube.attrs.get('survey', '?')!r} ({self.store}), which covers RA "
+                f"{e['ra_min']:.5f} to {e['ra_max']:.5f} deg and Dec {e['dec_min']:+.5f} to "
+                f"{e['dec_max']:+.5f} deg; check the coordinates (degrees, not hours).")
+        hit = cat[inside].copy()
+        hit.insert(int(hit.columns.get_loc("dec")) + 1, "sep_arcsec", sep[inside])
+        return self._join(hit.sort_values(["sep_arcsec", "id"], ignore_index=True))
+
+    def select(self, *, n_clusters: int | tuple[int, int] | None = None,
+               spurious: bool | None = None, z: tuple[float, float] | None = None,
+               flags: bool | str | Sequence[str] | None = None) -> pd.DataFrame:
+        """Sources matching every given criterion (all sources if none), sorted by id.
+
+        Parameters
+        ----------
+        n_clusters : int or (min, max), optional
+            Pixel clusters found (inclusive; a ``None`` bound is open).
+        spurious : bool, optional
+            Flagged spurious (True) or not (False) in ``catalog_spurious``.
+        z : (min, max), optional
+            Catalog redshift range (inclusive); sources without z never match.
+        flags : bool, str or sequence of str, optional
+            Pixel-clustering flags: True any, False none, or the
+            :class:`~galclust.pixels.flags.PixelFlag` names that must all be set.
+
+        Raises
+        ------
+        InputError
+            A malformed criterion, or one on a table the run lacks.
+        """
+        picks: list[Any] = []
+        if n_clusters is not None:
+            lo, hi = _range("n_clusters", n_clusters)
+            f = [("n_clusters", op, v) for op, v in ((">=", lo), ("<=", hi)) if math.isfinite(v)]
+            picks.append(self._table(GALAXIES, need="n_clusters", columns=["id"], filters=f))
+        if isinstance(flags, bool):
+            picks.append(self._table(GALAXIES, need="flags", columns=["id"],
+                                     filters=[("flags", "!=" if flags else "==", 0)]))
+        elif flags is not None:
+            mask = 0
+            for name in [flags] if isinstance(flags, str) else flags:
+                mask |= PixelFlag[check_choice("flags", str(name).upper(), PixelFlag.__members__)]
+            gal = self._table(GALAXIES, need="flags", columns=["id", "flags"])
+            picks.append(gal[(gal["flags"].to_numpy() & mask) == mask])
+        if spurious is not None:
+            picks.append(self._table(SPURIOUS, need="spurious", columns=["id"],
+                                     filters=[("flag", "==", bool(spurious))]))
+        if z is not None:
+            picks.append(self.catalog[self.catalog["z"].between(*_range("z", z))])
+        ids = [df["id"].to_numpy(np.int64) for df in picks]
+        return self.sources(functools.reduce(np.intersect1d, ids) if ids else None)
+
+
+# --------------------------------------------------------------------------- command line
+EPILOG = """\
+examples:
+  galclust query --results s3://bucket/field-results --id 1042
+      source 1042: catalog row, pixel clusters, spurious flag, composite SEDs
+  galclust query --store field.zarr --id 1042 --format png --output g1042.png
+      its colour image, label map and composite SEDs (reads field-results)
+  galclust query --results field-results --cone 214.9,52.9,3
+      sources within 3 arcsec of RA 214.9, Dec +52.9 (degrees; or hours and
+      degrees: 14:19:36,+52:54:00,3), nearest first, with sep_arcsec
+  galclust query --results field-results --n-clusters 3:6 --spurious no --z-range 5,7
+  galclust query --results field-results --flags TOO_FEW_PIXELS --columns all --limit 20
+
+Answers come from the last published run (or --run ID); a run still being
+written is never read. Without --id, --cone or a selection, all sources are listed.
+"""
+
+
+def add_query_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the ``query`` sub-command to the ``galclust`` parser's subparsers."""
+    p = subparsers.add_parser(
+        "query", help="look up galaxies of a published run (by id, cone or property)",
+        description="Query the last published run of a results store by galaxy id, sky cone "
+        "or property; print a table or JSON, or draw one galaxy as a PNG.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    arg = p.add_argument
+    arg("--results", metavar="URL", help="results store (folder or s3://)")
+    arg("--store", metavar="URL", help="cube store (without --results: read STORE-results)")
+    arg("--run", default="latest", help="run id (default: %(default)s)")
+    arg("--id", type=int, help="one catalog id")
+    arg("--cone", metavar="RA,DEC,R", help="sources within R arcsec of RA, DEC")
+    arg("--n-clusters", metavar="A[:B]", help="A pixel clusters, or A to B (A: or :B open)")
+    arg("--spurious", choices=("yes", "no"), help="flagged spurious, or not")
+    arg("--z-range", metavar="ZMIN,ZMAX", help="catalog redshift range")
+    arg("--flags", metavar="any|none|NAME,...", help="pixel flags, e.g. TOO_FEW_PIXELS")
+    arg("--format", default="table", choices=("table", "json", "png"),
+        help="png draws one galaxy (default: %(default)s)")
+    arg("--output", metavar="FILE", help="local or s3:// (default: stdout; galaxy-ID.png)")
+    arg("--columns", metavar="A,B,...|all", help="columns (default: " +
+        ",".join(DEFAULT_COLUMNS) + ")")
+    arg("--limit", type=int, help="at most this many rows")
+    p.set_defaults(func=cmd_query, command="query", verbose=0)
+    return p
+
+
+def _cone_arg(text: str) -> tuple[float, float, float]:
+    from astropy.coordinates import Angle
+
+    try:
+        ra, dec, r = (p.strip() for p in text.split(","))
+        return (float(Angle(ra, unit="hourangle" if ":" in ra else "deg").degree),
+                float(Angle(dec, unit="deg").degree), float(r))
+    except ValueError:
+        raise InputError(f"--cone {text!r}: give RA,DEC,RADIUS (degrees, degrees, arcsec), "
+                         "e.g. 214.9,52.9,3 or 14:19:36,+52:54:00,3.") from None
+
+
+def _pair(text: str, sep: str, option: str) -> tuple[float | None, float | None]:
+    try:
+        lo, hi = (float(p) if p.strip() else None for p in (text.split(sep) + [text])[:2])
+        return lo, hi
+    except ValueError:
+        raise InputError(f"{option} {text!r}: give MIN{sep}MAX (or one number).") from None
+
+
+def _columns(df: pd.DataFrame, spec: str | None) -> pd.DataFrame:
+    if spec == "all":
+        return df
+    cols = [c.strip() for c in spec.split(",")] if spec else \
+        [c for c in DEFAULT_COLUMNS if c in df]
+    for c in cols:
+        if c not in df:
+            raise InputError(f"--columns: no column {c!r}." + did_you_mean(c, df.columns) +
+                             f" Columns: {', '.join(df.columns)}.")
+    return df[cols]
+
+
+def _emit(text: str, output: str | None) -> int:
+    if output:
+        write_bytes(output, (text + "\n").encode())
+    else:
+        sys.stdout.write(text + "\n")
+    return 0
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    """Run ``galclust query`` (see :func:`add_query_parser`); returns the exit status."""
+    if not (args.results or args.store):
+        raise InputError("give --results URL (results store) or --store URL (its cube store).")
+    sel = any(getattr(args, k) for k in ("n_clusters", "spurious", "z_range", "flags"))
+    modes = [m for m, on in (("--id", args.id is not None), ("--cone", args.cone),
+                             ("a selection", sel)) if on]
+    if len(modes) > 1:
+        raise InputError(f"give one of --id, --cone or a selection, not {' and '.join(modes)}.")
+    if args.format == "png" and args.id is None:
+        raise InputError("--format png draws one galaxy: give --id N.")
+    cone = _cone_arg(args.cone) if args.cone else None  # bad options fail before any read
+    n = _pair(args.n_clusters, ":", "--n-clusters") if args.n_clusters else None
+    z = _pair(args.z_range, ",", "--z-range") if args.z_range else None
+    q = Query(args.results or default_results_url(args.store), args.run, store=args.store)
+    if args.id is not None:
+        rec = q.galaxy(args.id)
+        if args.format == "png":
+            from galclust.plots.catalog import save_figure
+
+            path = save_figure(rec.figure(), args.output or f"galaxy-{rec.id}.png")
+            return _emit(f"galaxy {rec.id} (run {q.run_id}) drawn to {path}", None)
+        if args.format == "json":
+            return _emit(to_json(rec), args.output)
+        comp = rec.composites[["cluster", "band", "wavelength", "flux", "err", "n_pixels"]]
+        return _emit(f"galaxy {rec.id}  (run {q.run_id} of {q.results.url})\n"
+                     + _columns(q.sources([rec.id]), args.columns).T.to_string(header=False)
+                     + "\n\ncomposite SEDs\n" + comp.to_string(index=False), args.output)
+    if cone is not None:
+        df = q.cone(*cone)
+    else:
+        flags = args.flags and {"any": True, "none": False}.get(args.flags.lower(),
+                                                                args.flags.split(","))
+        df = q.select(n_clusters=n, z=z, flags=flags,
+                      spurious=None if args.spurious is None else args.spurious == "yes")
+    n_rows, df = len(df), df if args.limit is None else df.head(args.limit)
+    if args.format == "json":
+        return _emit(to_json(df if args.columns is None else _columns(df, args.columns)),
+                     args.output)
+    df = _columns(df, args.columns)
+    text = df.to_string(index=False) if len(df) else f"(no rows; columns: {', '.join(df)})"
+    return _emit(f"{text}\n({n_rows} rows; run {q.run_id})", args.output)
