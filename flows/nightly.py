@@ -89,7 +89,8 @@ def nightly_flow(manifest: str, store: str, results: str | None = None,
                  scheduler: str | None = None, cluster_class: str | None = None,
                  cluster_kwargs: dict[str, Any] | None = None,
                  pixels: dict[str, Any] | None = None, catalog: dict[str, Any] | None = None,
-                 labels: str | None = None, workers: int | None = None) -> dict[str, Any]:
+                 labels: str | None = None, workers: int | None = None,
+                 tile: int | None = None) -> dict[str, Any]:
     """Reprocess a survey and publish the run atomically.
 
     Parameters
@@ -110,6 +111,10 @@ def nightly_flow(manifest: str, store: str, results: str | None = None,
         :func:`galclust.catalog.survey.run_catalog`.
     labels : str, optional
         Inspection labels file (default: those ingested with the cube).
+    workers : int, optional
+        Worker processes of the default local cluster.
+    tile : int, optional
+        Cube chunk size for ingest (also the unit of the pixel-clustering tasks).
 
     Returns
     -------
@@ -125,7 +130,7 @@ def nightly_flow(manifest: str, store: str, results: str | None = None,
         connect(scheduler).close()  # a scheduler that does not answer fails fast
     summary: dict[str, Any] = {"results": results, "store": store}
     t = time.perf_counter()
-    summary["ingest"] = ingest_task(manifest, store, scheduler=scheduler)
+    summary["ingest"] = ingest_task(manifest, store, tile=tile, scheduler=scheduler)
     summary["ingest"]["seconds"] = time.perf_counter() - t
     plans = plan_task(store, results, pixels, catalog, labels)
     run = RunWriter.begin(results, inherit=False, params={

@@ -269,6 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_pixels_parser(sub)
     _add_flag_parser(sub)
+    from galclust.query import add_query_parser
+
+    add_query_parser(sub)
 
     p = sub.add_parser(
         "nightly", help="ingest -> pixels -> flags -> publish, redoing only what changed",

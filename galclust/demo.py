@@ -99,8 +99,6 @@ def run_demo(*, workdir: str = "galclust-demo", size: int = 1024, seed: int = 0,
     from galclust.cli import prefect_environment
 
     prefect_environment()
-    if quiet:
-        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     from astropy.io import fits
 
     import galclust

@@ -151,7 +151,7 @@ def plan_pixels(cube: xr.Dataset, catalog: pd.DataFrame, results: str,
         return StagePlan("pixels", key, "compute", None, band_key), footprints
     if footprints is None:
         footprints = _footprints(cube, catalog, client)
-    prev = pd.read_parquet(*_table_location(results, older["products"][FOOTPRINTS]))
+    prev = _read_rows(results, older["products"][FOOTPRINTS], [])
     merged = footprints.merge(prev, on="id", how="left", suffixes=("", "_prev"),
                               indicator=True)
     same = merged["_merge"] == "both"

@@ -116,3 +116,51 @@ def s3_with_auth():
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    """Prefect against a temporary local API (SQLite), once per session."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=180):
+        yield
+
+
+@pytest.fixture
+def dask_processes(tmp_path):
+    """A real Dask scheduler and two workers, each its own process (``dask scheduler``,
+    ``dask worker``) on 127.0.0.1.
+
+    Yields ``(address, workers)``, the worker ``Popen`` objects last (a test may
+    kill one). The processes inherit the environment of the moment: request the
+    ``s3`` fixture first when the workers must reach the moto server.
+    """
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    env = dict(os.environ, DASK_LOGGING__DISTRIBUTED="warning", PYTHONUNBUFFERED="1")
+    procs = [subprocess.Popen(
+        [sys.executable, "-m", "dask", "scheduler", "--host", "127.0.0.1",
+         "--port", str(port), "--dashboard-address", ":0"],
+        env=env, stdout=open(tmp_path / "scheduler.log", "w"), stderr=subprocess.STDOUT)]
+    try:
+        _wait_port(port)
+        workers = [subprocess.Popen(
+            [sys.executable, "-m", "dask", "worker", address, "--nthreads", "1",
+             "--host", "127.0.0.1", "--dashboard-address", ":0", "--name", f"w{i}"],
+            env=env, stdout=open(tmp_path / f"worker{i}.log", "w"), stderr=subprocess.STDOUT)
+            for i in range(2)]
+        procs += workers
+        from distributed import Client
+
+        with Client(address, timeout="30s") as client:
+            client.wait_for_workers(2, timeout=90)
+        yield address, workers
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(15)
+            except subprocess.TimeoutExpired:
+                p.kill()

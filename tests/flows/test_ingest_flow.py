@@ -9,14 +9,6 @@ import galclust
 from galclust.synth import make_survey
 
 
-@pytest.fixture(scope="module")
-def prefect_harness():
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
-
-
 def test_ingest_flow_writes_the_cube_and_skips_unchanged(prefect_harness, tmp_path):
     from flows.ingest import ingest_flow
 
