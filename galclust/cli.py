@@ -270,7 +270,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_pixels_parser(sub)
     _add_flag_parser(sub)
     from galclust.query import add_query_parser
+    from galclust.serve import add_serve_parser
 
+    add_serve_parser(sub)
     add_query_parser(sub)
 
     p = sub.add_parser(

@@ -1,0 +1,499 @@
+"""``galclust serve``: the nightly deployment as a long-lived service; cluster specs.
+
+A Dask cluster is data (as in prefect-dask): a YAML file (``deploy/clusters/``)
+with the ``address`` of a running scheduler, or a ``cluster_class`` (dotted
+path) and its ``cluster_kwargs``; :func:`load_cluster_spec` validates one.
+
+:func:`build_deployment` validates every input, then builds the scheduled
+deployment (``nightly_flow.to_deployment``); :func:`run_service` serves it with
+Prefect's runner against ``PREFECT_API_URL``, or against a Prefect server it
+starts on 127.0.0.1 (Prefect's ephemeral mode has no scheduler: a cron schedule
+would never fire).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from galclust.errors import InputError, did_you_mean
+
+__all__ = [
+    "CLUSTER_SPEC_KEYS", "DEFAULT_CRON", "DEFAULT_TIMEZONE", "DEPLOYMENT_NAME", "WORK_POOL",
+    "add_serve_parser", "build_deployment", "check_cluster_available", "cmd_serve",
+    "describe_deployment", "load_cluster_spec", "local_prefect_server", "next_runs",
+    "nightly_parameters", "run_service", "serve_deployment", "validate_cluster_spec",
+]
+
+DEPLOYMENT_NAME = "galclust-nightly"
+DEFAULT_CRON = "0 3 * * *"
+DEFAULT_TIMEZONE = "UTC"
+WORK_POOL = "galclust-pool"
+#: Keys a cluster spec file may hold (``description`` is for people only).
+CLUSTER_SPEC_KEYS = ("address", "cluster_class", "cluster_kwargs", "description")
+#: The pip package that provides each cluster module, for the error message.
+CLUSTER_PACKAGES = {"dask_kubernetes": "dask-kubernetes", "dask_gateway": "dask-gateway",
+                    "dask_jobqueue": "dask-jobqueue", "dask_cloudprovider": "dask-cloudprovider"}
+
+
+# --------------------------------------------------------------------------- cluster specs
+def validate_cluster_spec(data: Any, *, source: str = "<memory>") -> dict[str, Any]:
+    """Check a cluster spec and return it as keyword arguments of ``dask_client``.
+
+    Parameters
+    ----------
+    data : mapping
+        ``{"address": ...}`` or ``{"cluster_class": ..., "cluster_kwargs": {...}}``,
+        optionally with a ``description``.
+    source : str
+        Where it came from, for error messages.
+
+    Returns
+    -------
+    dict
+        ``address``, ``cluster_class`` and ``cluster_kwargs`` (unused ones None).
+
+    Raises
+    ------
+    InputError
+        On an unknown key (with the closest valid one), on neither or both of
+        ``address`` / ``cluster_class``, or on values of the wrong type.
+    """
+    if not isinstance(data, Mapping):
+        raise InputError(f"{source}: a cluster spec is a mapping with either 'address' or "
+                         f"'cluster_class' (+ 'cluster_kwargs'), not {type(data).__name__}.")
+    for key in data:
+        if key not in CLUSTER_SPEC_KEYS:
+            raise InputError(f"{source}: unknown key {key!r} in the cluster spec; valid keys "
+                             f"are {', '.join(CLUSTER_SPEC_KEYS)}." + did_you_mean(str(key),
+                                                                                    CLUSTER_SPEC_KEYS))
+    address, cls, kwargs = data.get("address"), data.get("cluster_class"), data.get(
+        "cluster_kwargs")
+    if (address is None) == (cls is None):
+        raise InputError(f"{source}: give exactly one of 'address' (a running scheduler, "
+                         "tcp://host:8786) or 'cluster_class' (a cluster to start), "
+                         f"not {'both' if address is not None else 'neither'}.")
+    if address is not None:
+        if not isinstance(address, str) or not address.strip():
+            raise InputError(f"{source}: 'address' must be a scheduler address such as "
+                             f"tcp://scheduler:8786, not {address!r}.")
+        if kwargs:
+            raise InputError(f"{source}: 'cluster_kwargs' only apply with 'cluster_class'; "
+                             "remove them or replace 'address' with a 'cluster_class'.")
+        return {"address": address.strip(), "cluster_class": None, "cluster_kwargs": None}
+    if not isinstance(cls, str) or "." not in cls.strip(".") or " " in cls:
+        raise InputError(f"{source}: 'cluster_class' must be a dotted path such as "
+                         f"distributed.LocalCluster, not {cls!r}.")
+    if kwargs is not None and not isinstance(kwargs, Mapping):
+        raise InputError(f"{source}: 'cluster_kwargs' must be a mapping of keyword "
+                         f"arguments of {cls}, not {type(kwargs).__name__}.")
+    bad = [k for k in (kwargs or {}) if not (isinstance(k, str) and k.isidentifier())]
+    if bad:
+        raise InputError(f"{source}: 'cluster_kwargs' keys must be argument names; "
+                         f"{bad[0]!r} is not.")
+    return {"address": None, "cluster_class": cls, "cluster_kwargs": dict(kwargs or {})}
+
+
+def load_cluster_spec(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read and validate a cluster spec (YAML), local or ``s3://``.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The spec file, e.g. ``deploy/clusters/kubernetes.yaml``.
+
+    Returns
+    -------
+    dict
+        ``address``, ``cluster_class``, ``cluster_kwargs``: usable as
+        ``galclust.cluster.dask_client(**spec)``.
+
+    Raises
+    ------
+    MissingInputError
+        If the file does not exist.
+    InputError
+        If it is not YAML or not a valid spec (see :func:`validate_cluster_spec`).
+    """
+    import yaml
+
+    from galclust.store.urls import read_bytes  # only store/ opens files
+
+    path = os.fspath(path)
+    raw = read_bytes(path, what="cluster spec")
+    try:
+        data = yaml.safe_load(raw.decode("utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: not valid YAML ({exc}).") from None
+    return validate_cluster_spec(data, source=path)
+
+
+def check_cluster_available(spec: Mapping[str, Any], *, source: str = "cluster spec") -> None:
+    """Fail now, not at 3 a.m., if the spec's cluster class cannot be imported here.
+
+    Raises
+    ------
+    InputError
+        Naming the class and the package to install (``pip install dask-kubernetes``).
+    """
+    import importlib
+
+    cls = spec.get("cluster_class")
+    if not cls or cls in ("distributed.LocalCluster", "LocalCluster"):
+        return
+    module, _, attr = cls.rpartition(".")
+    package = CLUSTER_PACKAGES.get(module.split(".")[0], module.split(".")[0])
+    try:
+        found = hasattr(importlib.import_module(module), attr)
+    except ImportError:
+        found = None
+    if found is None:
+        raise InputError(f"{source}: cluster_class {cls!r} needs the package {package!r}, "
+                         f"which is not installed here: pip install {package}")
+    if not found:
+        raise InputError(f"{source}: module {module!r} has no class {attr!r}; check "
+                         f"'cluster_class' (is {package!r} recent enough?).")
+
+
+# --------------------------------------------------------------------------- the deployment
+def _check_schedule(cron: str, timezone: str) -> Any:
+    import zoneinfo
+
+    from prefect.schedules import Cron
+
+    try:
+        zoneinfo.ZoneInfo(timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise InputError(f"--timezone {timezone!r} is not an IANA time zone "
+                         "(e.g. UTC, Europe/Paris, America/New_York).") from None
+    try:
+        return Cron(cron, timezone=timezone)
+    except ValueError:
+        raise InputError(f"--cron {cron!r} is not a valid cron expression; give five "
+                         "fields, minute hour day month weekday, e.g. \"0 3 * * *\" "
+                         "for 03:00 every day.") from None
+
+
+def nightly_parameters(manifest: str, store: str, *, results: str | None = None,
+                       scheduler: str | None = None,
+                       cluster: Mapping[str, Any] | None = None,
+                       workers: int | None = None) -> dict[str, Any]:
+    """The parameters of ``nightly_flow`` for one survey (None values left out).
+
+    Parameters
+    ----------
+    manifest, store : str
+        Survey manifest and cube store URL.
+    results : str, optional
+        Results store (default: beside the cube store, ``<name>-results``).
+    scheduler : str, optional
+        A running Dask scheduler's address.
+    cluster : mapping, optional
+        A validated cluster spec (:func:`load_cluster_spec`); exclusive with
+        ``scheduler``.
+    workers : int, optional
+        Worker processes of the default local cluster.
+    """
+    from galclust.store.results import default_results_url
+
+    if scheduler and cluster:
+        raise InputError("give either a scheduler address or a cluster spec, not both.")
+    params: dict[str, Any] = {"manifest": str(manifest), "store": str(store),
+                              "results": results or default_results_url(store)}
+    spec = dict(cluster or {})
+    scheduler = scheduler or spec.get("address")
+    if scheduler:
+        params["scheduler"] = scheduler
+    elif spec.get("cluster_class"):
+        params["cluster_class"] = spec["cluster_class"]
+        params["cluster_kwargs"] = dict(spec.get("cluster_kwargs") or {})
+    if workers is not None:
+        params["workers"] = int(workers)
+    return params
+
+
+def build_deployment(manifest: str, store: str, *, results: str | None = None,
+                     cron: str = DEFAULT_CRON, timezone: str = DEFAULT_TIMEZONE,
+                     scheduler: str | None = None, cluster: Mapping[str, Any] | None = None,
+                     workers: int | None = None, name: str = DEPLOYMENT_NAME,
+                     work_pool: str | None = None, validate: bool = True) -> Any:
+    """Validate the inputs, then build the scheduled nightly deployment.
+
+    Parameters
+    ----------
+    manifest, store, results, scheduler, cluster, workers
+        As :func:`nightly_parameters`.
+    cron, timezone : str
+        When it runs (default 03:00 UTC every day).
+    name : str
+        Deployment name.
+    work_pool : str, optional
+        For ``prefect deploy`` to a work pool; None to ``serve`` it.
+    validate : bool
+        Load the manifest and check that the stores are writable first.
+
+    Returns
+    -------
+    prefect.deployments.runner.RunnerDeployment
+        With a module entrypoint (``flows.nightly.nightly_flow``), so it runs
+        wherever galclust is installed.
+
+    Raises
+    ------
+    InputError, ManifestError, MissingInputError, StoreError
+        Before anything is registered or scheduled.
+    """
+    from prefect.types.entrypoint import EntrypointType
+
+    if not name or "/" in name:
+        raise InputError(f"--name {name!r}: give a deployment name without '/'.")
+    schedule = _check_schedule(cron, timezone)
+    if cluster:
+        check_cluster_available(cluster)
+    params = nightly_parameters(manifest, store, results=results, scheduler=scheduler,
+                                cluster=cluster, workers=workers)
+    if validate:
+        from galclust.config import load_manifest
+        from galclust.store.urls import check_writable
+
+        load_manifest(params["manifest"])
+        check_writable(params["store"])
+        check_writable(params["results"])
+    from flows.nightly import nightly_flow
+
+    return nightly_flow.to_deployment(
+        name=name, schedule=schedule, parameters=params, work_pool_name=work_pool,
+        tags=["galclust", "nightly"], entrypoint_type=EntrypointType.MODULE_PATH,
+        description="Nightly reprocessing of a survey: ingest, pixel-SED clustering, "
+                    "catalog embedding and spurious flags; publishes one run.")
+
+
+def next_runs(cron: str, timezone: str = DEFAULT_TIMEZONE, *, n: int = 3,
+              start: datetime.datetime | None = None) -> list[datetime.datetime]:
+    """The next ``n`` fire times of a cron schedule, computed as Prefect's scheduler does."""
+    import asyncio
+
+    from prefect.server.schemas.schedules import CronSchedule
+
+    schedule = CronSchedule(cron=cron, timezone=timezone)
+    return list(asyncio.run(schedule.get_dates(n=n, start=start)))
+
+
+def describe_deployment(deployment: Any, *, api_url: str | None = None) -> str:
+    """Lines saying what is scheduled, when it next runs and on what."""
+    params = deployment.parameters
+    lines = [f"deployment   {deployment.flow_name}/{deployment.name}",
+             f"flow         {deployment.entrypoint}"]
+    for sched in deployment.schedules or []:
+        s = sched.schedule
+        tz = getattr(s, "timezone", None) or "UTC"
+        lines.append(f"schedule     cron {s.cron!r} ({tz})")
+        runs = next_runs(s.cron, tz)
+        lines.append("next runs    " + ", ".join(d.strftime("%Y-%m-%d %H:%M %Z") for d in runs))
+    for key in ("manifest", "store", "results"):
+        lines.append(f"{key:<12} {params[key]}")
+    if params.get("scheduler"):
+        cluster = f"Dask scheduler at {params['scheduler']}"
+    elif params.get("cluster_class"):
+        cluster = f"{params['cluster_class']} (started for each run)"
+    else:
+        cluster = (f"local Dask cluster of {params.get('workers') or 2} worker processes "
+                   "(started for each run)")
+    lines.append(f"cluster      {cluster}")
+    if api_url:
+        ui = f"  (UI: {api_url.removesuffix('/api')})" if api_url.endswith("/api") else ""
+        lines.append(f"Prefect API  {api_url}{ui}")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- serving
+def _health(url: str, timeout: float = 2.0) -> bool:
+    try:
+        with urllib.request.urlopen(url.rstrip("/") + "/health", timeout=timeout) as resp:
+            return resp.status == 200
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+@contextlib.contextmanager
+def local_prefect_server(*, port: int = 4200, host: str = "127.0.0.1",
+                         timeout: float = 180.0, log_path: str | None = None) -> Iterator[str]:
+    """Run ``prefect server start`` (scheduler included) for as long as the context.
+
+    The database lives under ``PREFECT_HOME`` (default ``~/.prefect``), so run
+    history outlives the service. Yields the API URL.
+
+    Raises
+    ------
+    InputError
+        If ``port`` is taken (name another with ``--prefect-port``).
+    RuntimeError
+        If the server does not answer ``/api/health`` within ``timeout`` s.
+    """
+    with socket.socket() as s:
+        if s.connect_ex((host, port)) == 0:
+            raise InputError(f"--prefect-port {port}: something already listens on "
+                             f"{host}:{port}; if it is a Prefect server, set "
+                             f"PREFECT_API_URL=http://{host}:{port}/api, else pick another "
+                             "port.")
+    url = f"http://{host}:{port}/api"
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    log = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
+    proc = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start",
+                             "--host", host, "--port", str(port)],
+                            env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        t0 = time.monotonic()
+        while not _health(url):
+            if proc.poll() is not None:
+                raise RuntimeError(f"the local Prefect server exited with status "
+                                   f"{proc.returncode}" + (f"; see {log_path}" if log_path
+                                                           else ""))
+            if time.monotonic() - t0 > timeout:
+                raise RuntimeError(f"the local Prefect server did not answer {url}/health "
+                                   f"within {timeout:.0f} s")
+            time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+        if log is not subprocess.DEVNULL:
+            log.close()
+
+
+def serve_deployment(deployment: Any, *, run_now: bool = False, limit: int = 1) -> None:
+    """Register ``deployment`` with the configured Prefect API and execute its runs.
+
+    Blocks until interrupted (Ctrl-C or SIGTERM); the schedule is paused on
+    shutdown so missed nights do not pile up.
+
+    Parameters
+    ----------
+    deployment : RunnerDeployment
+        From :func:`build_deployment`.
+    run_now : bool
+        Also start one run at once (besides the schedule).
+    limit : int
+        Runs executed at the same time (one: nights never overlap).
+    """
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+    from prefect.runner import Runner
+
+    runner = Runner(name=f"galclust-serve-{deployment.name}", limit=limit,
+                    pause_on_shutdown=True)
+    deployment_id = runner.add_deployment(deployment)
+    if run_now:
+        with get_client(sync_client=True) as client:
+            run = client.create_flow_run_from_deployment(deployment_id)
+        print(f"run now      flow run {run.name} ({run.id})", flush=True)
+    print(f"serving; stop with Ctrl-C (deployment id {deployment_id})", flush=True)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(runner.start())
+
+
+def _exit_on_sigterm(signum: int, frame: Any) -> None:
+    sys.exit(0)
+
+
+def run_service(deployment: Any, *, run_now: bool = False, prefect_port: int = 4200) -> None:
+    """Print what is scheduled, then serve ``deployment`` until stopped.
+
+    Against the Prefect server of ``PREFECT_API_URL`` if set, else against a
+    local one started here (:func:`local_prefect_server`) and stopped after.
+    """
+    api_url = os.environ.get("PREFECT_API_URL")
+    if api_url:
+        print(describe_deployment(deployment, api_url=api_url), flush=True)
+        serve_deployment(deployment, run_now=run_now)
+        return
+    from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
+
+    home = str(PREFECT_HOME.value())
+    os.makedirs(home, exist_ok=True)
+    if threading.current_thread() is threading.main_thread():  # stop the server on SIGTERM
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)  # (the runner adds its own later)
+    print(f"no PREFECT_API_URL: starting a local Prefect server on 127.0.0.1:{prefect_port} "
+          f"(database in {home})", flush=True)
+    with local_prefect_server(port=prefect_port,
+                              log_path=os.path.join(home, "galclust-server.log")) as url:
+        os.environ["PREFECT_API_URL"] = url  # for the runner's flow-run processes
+        try:
+            with temporary_settings({PREFECT_API_URL: url}):
+                print(describe_deployment(deployment, api_url=url), flush=True)
+                serve_deployment(deployment, run_now=run_now)
+        finally:
+            os.environ.pop("PREFECT_API_URL", None)
+
+
+# --------------------------------------------------------------------------- command line
+def cmd_serve(args: argparse.Namespace) -> int:
+    """``galclust serve``: validate, print the schedule, then serve until stopped."""
+    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")  # flow runs inherit it
+    cluster = load_cluster_spec(args.cluster_spec) if args.cluster_spec else None
+    deployment = build_deployment(args.manifest, args.store, results=args.results,
+                                  cron=args.cron, timezone=args.timezone,
+                                  scheduler=args.scheduler, cluster=cluster,
+                                  workers=args.workers, name=args.name)
+    run_service(deployment, run_now=args.run_now, prefect_port=args.prefect_port)
+    return 0
+
+
+def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the ``serve`` sub-command to the ``galclust`` parser's sub-parsers."""
+    p = subparsers.add_parser(
+        "serve", help="run the nightly reprocessing as a scheduled service",
+        description="Serve the nightly deployment (ingest -> pixel clustering -> catalog "
+        "flags -> publish) with Prefect on this machine: runs start on the cron schedule "
+        "and whenever triggered from the Prefect UI/API. Uses the Prefect server named by "
+        "PREFECT_API_URL, else starts a local one (database under PREFECT_HOME). The "
+        "manifest and the stores are checked before anything is scheduled.",
+        epilog="S3 endpoint and credentials come from the standard AWS environment "
+        "(AWS_ENDPOINT_URL_S3, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY); they are never "
+        "printed.")
+    p.add_argument("manifest", help="survey manifest (TOML), local or s3://")
+    p.add_argument("--store", required=True, help="cube store: folder or s3://bucket/prefix")
+    p.add_argument("--results", default=None, metavar="URL",
+                   help="results store (default: the cube store's name with -results)")
+    p.add_argument("--cron", default=DEFAULT_CRON,
+                   help='when to run, cron syntax (default: "%(default)s", 03:00 daily)')
+    p.add_argument("--timezone", default=DEFAULT_TIMEZONE,
+                   help="time zone of the cron schedule (default: %(default)s)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                       help="a running Dask scheduler (default: a local cluster per run)")
+    where.add_argument("--cluster-spec", default=None, metavar="FILE",
+                       help="a cluster spec (YAML: address, or cluster_class + "
+                       "cluster_kwargs), e.g. deploy/clusters/kubernetes.yaml")
+    p.add_argument("--workers", type=int, default=None,
+                   help="worker processes of the default local cluster (default: 2)")
+    p.add_argument("--name", default=DEPLOYMENT_NAME,
+                   help="deployment name (default: %(default)s)")
+    p.add_argument("--run-now", action="store_true",
+                   help="also start one run immediately")
+    p.add_argument("--prefect-port", type=int, default=4200,
+                   help="port of the local Prefect server started when PREFECT_API_URL "
+                   "is not set (default: %(default)s)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.add_argument("-v", "--verbose", action="count", default=0,
+                   help="more log output (-vv for debug)")
+    p.set_defaults(func=cmd_serve)
+    return p
