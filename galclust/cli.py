@@ -382,8 +382,9 @@ def prefect_environment() -> None:
     A private ``PREFECT_HOME`` (Prefect writes its database there), no
     analytics, and time for the temporary local API to start on a busy laptop.
     """
-    os.environ.setdefault("PREFECT_HOME", os.path.join(os.path.expanduser("~"), ".galclust",
-                                                       "prefect"))
+    home = os.environ.setdefault("PREFECT_HOME", os.path.join(os.path.expanduser("~"),
+                                                              ".galclust", "prefect"))
+    os.makedirs(home, exist_ok=True)  # Prefect's SQLite cannot create missing folders
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 
