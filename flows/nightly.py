@@ -90,7 +90,8 @@ def nightly_flow(manifest: str, store: str, results: str | None = None,
                  cluster_kwargs: dict[str, Any] | None = None,
                  pixels: dict[str, Any] | None = None, catalog: dict[str, Any] | None = None,
                  labels: str | None = None, workers: int | None = None,
-                 tile: int | None = None) -> dict[str, Any]:
+                 tile: int | None = None,
+                 adapt_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
     """Reprocess a survey and publish the run atomically.
 
     Parameters
@@ -115,6 +116,8 @@ def nightly_flow(manifest: str, store: str, results: str | None = None,
         Worker processes of the default local cluster.
     tile : int, optional
         Cube chunk size for ingest (also the unit of the pixel-clustering tasks).
+    adapt_kwargs : dict, optional
+        Adaptive scaling of the started cluster (``{"minimum": 2, "maximum": 20}``).
 
     Returns
     -------
@@ -141,7 +144,7 @@ def nightly_flow(manifest: str, store: str, results: str | None = None,
              plans["catalog"].action)
     own_cluster = need and not scheduler
     with (dask_client(n_workers=workers, cluster_class=cluster_class,
-                      cluster_kwargs=cluster_kwargs) if own_cluster
+                      cluster_kwargs=cluster_kwargs, adapt_kwargs=adapt_kwargs) if own_cluster
           else contextlib.nullcontext()) as client:
         address = scheduler or (client.scheduler.address if client is not None else None)
         pix = pixels_task(store, results, run.run_id, plans["pixels"], pixels, address,

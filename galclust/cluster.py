@@ -27,7 +27,8 @@ class ClusterUnavailable(GalclustError, ConnectionError):
 
 
 def make_cluster(cluster_class: str | None = None, cluster_kwargs: dict[str, Any] | None = None,
-                 *, n_workers: int | None = None) -> Any:
+                 *, n_workers: int | None = None,
+                 adapt_kwargs: dict[str, Any] | None = None) -> Any:
     """Start a Dask cluster object.
 
     Parameters
@@ -39,6 +40,10 @@ def make_cluster(cluster_class: str | None = None, cluster_kwargs: dict[str, Any
     n_workers : int, optional
         For the default LocalCluster: worker processes (default: 2, one
         thread each, silent logs, no dashboard port clash).
+    adapt_kwargs : dict, optional
+        ``cluster.adapt(**adapt_kwargs)`` once started (e.g. ``{"minimum": 2,
+        "maximum": 20}``): clusters such as dask-gateway's start with no
+        workers until scaled.
     """
     kwargs = dict(cluster_kwargs or {})
     if cluster_class in (None, "", "distributed.LocalCluster", "LocalCluster"):
@@ -49,7 +54,7 @@ def make_cluster(cluster_class: str | None = None, cluster_kwargs: dict[str, Any
         kwargs.setdefault("processes", True)
         kwargs.setdefault("dashboard_address", ":0")
         kwargs.setdefault("silence_logs", logging.WARNING)
-        return LocalCluster(**kwargs)
+        return _adapt(LocalCluster(**kwargs), adapt_kwargs)
     module_name, _, attr = cluster_class.rpartition(".")
     try:
         cls = getattr(importlib.import_module(module_name), attr)
@@ -58,7 +63,13 @@ def make_cluster(cluster_class: str | None = None, cluster_kwargs: dict[str, Any
             f"cluster_class={cluster_class!r} cannot be imported; install its package "
             "(e.g. dask-kubernetes or dask-gateway) or give a scheduler address instead."
         ) from None
-    return cls(**kwargs)
+    return _adapt(cls(**kwargs), adapt_kwargs)
+
+
+def _adapt(cluster: Any, adapt_kwargs: dict[str, Any] | None) -> Any:
+    if adapt_kwargs:
+        cluster.adapt(**adapt_kwargs)
+    return cluster
 
 
 def connect(address: str, *, timeout: float = 10.0) -> Any:
@@ -85,7 +96,8 @@ def connect(address: str, *, timeout: float = 10.0) -> Any:
 @contextlib.contextmanager
 def dask_client(address: str | None = None, *, n_workers: int | None = None,
                 cluster_class: str | None = None,
-                cluster_kwargs: dict[str, Any] | None = None) -> Iterator[Any]:
+                cluster_kwargs: dict[str, Any] | None = None,
+                adapt_kwargs: dict[str, Any] | None = None) -> Iterator[Any]:
     """Yield a :class:`distributed.Client`; close it, and any cluster it started, after.
 
     Parameters
@@ -105,6 +117,7 @@ def dask_client(address: str | None = None, *, n_workers: int | None = None,
     from distributed import Client
 
     os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
-    with make_cluster(cluster_class, cluster_kwargs, n_workers=n_workers) as cluster, \
+    with make_cluster(cluster_class, cluster_kwargs, n_workers=n_workers,
+                      adapt_kwargs=adapt_kwargs) as cluster, \
             Client(cluster) as client:
         yield client

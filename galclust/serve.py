@@ -42,7 +42,7 @@ DEFAULT_CRON = "0 3 * * *"
 DEFAULT_TIMEZONE = "UTC"
 WORK_POOL = "galclust-pool"
 #: Keys a cluster spec file may hold (``description`` is for people only).
-CLUSTER_SPEC_KEYS = ("address", "cluster_class", "cluster_kwargs", "description")
+CLUSTER_SPEC_KEYS = ("address", "cluster_class", "cluster_kwargs", "adapt", "description")
 #: The pip package that provides each cluster module, for the error message.
 CLUSTER_PACKAGES = {"dask_kubernetes": "dask-kubernetes", "dask_gateway": "dask-gateway",
                     "dask_jobqueue": "dask-jobqueue", "dask_cloudprovider": "dask-cloudprovider"}
@@ -74,13 +74,17 @@ def validate_cluster_spec(data: Any, *, source: str = "<memory>") -> dict[str, A
     if not isinstance(data, Mapping):
         raise InputError(f"{source}: a cluster spec is a mapping with either 'address' or "
                          f"'cluster_class' (+ 'cluster_kwargs'), not {type(data).__name__}.")
-    for key in data:
-        if key not in CLUSTER_SPEC_KEYS:
-            raise InputError(f"{source}: unknown key {key!r} in the cluster spec; valid keys "
-                             f"are {', '.join(CLUSTER_SPEC_KEYS)}." + did_you_mean(str(key),
-                                                                                    CLUSTER_SPEC_KEYS))
-    address, cls, kwargs = data.get("address"), data.get("cluster_class"), data.get(
-        "cluster_kwargs")
+    for key in (k for k in data if k not in CLUSTER_SPEC_KEYS):
+        raise InputError(f"{source}: unknown key {key!r} in the cluster spec; valid keys are "
+                         f"{', '.join(CLUSTER_SPEC_KEYS)}." + did_you_mean(str(key),
+                                                                        CLUSTER_SPEC_KEYS))
+    address, cls = data.get("address"), data.get("cluster_class")
+    kwargs = data.get("cluster_kwargs")
+    adapt = data.get("adapt")
+    if adapt is not None and (not isinstance(adapt, Mapping)
+                              or not set(adapt) <= {"minimum", "maximum"}):
+        raise InputError(f"{source}: 'adapt' must be a mapping with 'minimum' and/or "
+                         f"'maximum' workers, not {adapt!r}.")
     if (address is None) == (cls is None):
         raise InputError(f"{source}: give exactly one of 'address' (a running scheduler, "
                          "tcp://host:8786) or 'cluster_class' (a cluster to start), "
@@ -89,10 +93,12 @@ def validate_cluster_spec(data: Any, *, source: str = "<memory>") -> dict[str, A
         if not isinstance(address, str) or not address.strip():
             raise InputError(f"{source}: 'address' must be a scheduler address such as "
                              f"tcp://scheduler:8786, not {address!r}.")
-        if kwargs:
-            raise InputError(f"{source}: 'cluster_kwargs' only apply with 'cluster_class'; "
+        if kwargs or adapt:
+            raise InputError(f"{source}: 'cluster_kwargs' and 'adapt' only apply with "
+                             "'cluster_class'; "
                              "remove them or replace 'address' with a 'cluster_class'.")
-        return {"address": address.strip(), "cluster_class": None, "cluster_kwargs": None}
+        return {"address": address.strip(), "cluster_class": None, "cluster_kwargs": None,
+                "adapt_kwargs": None}
     if not isinstance(cls, str) or "." not in cls.strip(".") or " " in cls:
         raise InputError(f"{source}: 'cluster_class' must be a dotted path such as "
                          f"distributed.LocalCluster, not {cls!r}.")
@@ -103,7 +109,8 @@ def validate_cluster_spec(data: Any, *, source: str = "<memory>") -> dict[str, A
     if bad:
         raise InputError(f"{source}: 'cluster_kwargs' keys must be argument names; "
                          f"{bad[0]!r} is not.")
-    return {"address": None, "cluster_class": cls, "cluster_kwargs": dict(kwargs or {})}
+    return {"address": None, "cluster_class": cls, "cluster_kwargs": dict(kwargs or {}),
+            "adapt_kwargs": dict(adapt) if adapt else None}
 
 
 def load_cluster_spec(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -156,7 +163,7 @@ def check_cluster_available(spec: Mapping[str, Any], *, source: str = "cluster s
     module, _, attr = cls.rpartition(".")
     package = CLUSTER_PACKAGES.get(module.split(".")[0], module.split(".")[0])
     try:
-        found = hasattr(importlib.import_module(module), attr)
+        found: bool | None = hasattr(importlib.import_module(module), attr)
     except ImportError:
         found = None
     if found is None:
@@ -219,6 +226,8 @@ def nightly_parameters(manifest: str, store: str, *, results: str | None = None,
     elif spec.get("cluster_class"):
         params["cluster_class"] = spec["cluster_class"]
         params["cluster_kwargs"] = dict(spec.get("cluster_kwargs") or {})
+        if spec.get("adapt_kwargs"):
+            params["adapt_kwargs"] = dict(spec["adapt_kwargs"])
     if workers is not None:
         params["workers"] = int(workers)
     return params
@@ -287,8 +296,7 @@ def next_runs(cron: str, timezone: str = DEFAULT_TIMEZONE, *, n: int = 3,
 
     from prefect.server.schemas.schedules import CronSchedule
 
-    schedule = CronSchedule(cron=cron, timezone=timezone)
-    return list(asyncio.run(schedule.get_dates(n=n, start=start)))
+    return list(asyncio.run(CronSchedule(cron=cron, timezone=timezone).get_dates(n, start)))
 
 
 def describe_deployment(deployment: Any, *, api_url: str | None = None) -> str:
@@ -448,7 +456,10 @@ def run_service(deployment: Any, *, run_now: bool = False, prefect_port: int = 4
 def cmd_serve(args: argparse.Namespace) -> int:
     """``galclust serve``: validate, print the schedule, then serve until stopped."""
     os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")  # flow runs inherit it
-    cluster = load_cluster_spec(args.cluster_spec) if args.cluster_spec else None
+    cluster = None
+    if args.cluster_spec:
+        cluster = load_cluster_spec(args.cluster_spec)
+        check_cluster_available(cluster, source=args.cluster_spec)
     deployment = build_deployment(args.manifest, args.store, results=args.results,
                                   cron=args.cron, timezone=args.timezone,
                                   scheduler=args.scheduler, cluster=cluster,
@@ -485,10 +496,8 @@ def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
                        "cluster_kwargs), e.g. deploy/clusters/kubernetes.yaml")
     p.add_argument("--workers", type=int, default=None,
                    help="worker processes of the default local cluster (default: 2)")
-    p.add_argument("--name", default=DEPLOYMENT_NAME,
-                   help="deployment name (default: %(default)s)")
-    p.add_argument("--run-now", action="store_true",
-                   help="also start one run immediately")
+    p.add_argument("--name", default=DEPLOYMENT_NAME, help="deployment name (default: %(default)s)")
+    p.add_argument("--run-now", action="store_true", help="also start one run immediately")
     p.add_argument("--prefect-port", type=int, default=4200,
                    help="port of the local Prefect server started when PREFECT_API_URL "
                    "is not set (default: %(default)s)")
