@@ -24,6 +24,16 @@ the half-light pixels of the median over bands of model / error):
 :func:`run_validation` returns one row per galaxy and configuration,
 :func:`ari_vs_snr` the summary table (median ARI, fraction of galaxies whose
 number of clusters equals the number of components).
+
+Survey level: :func:`survey_ari` compares the label stamps of a survey run
+(:func:`galclust.pixels.survey.pixel_tables`, or a published run's
+``pixels/stamps`` and ``pixels/galaxies``) with a synthetic survey's
+``truth_components.fits`` and ``truth_sources.parquet``
+(:func:`galclust.synth.make_survey`), one row per galaxy; :func:`ari_table`
+bins it by S/N. The truth is meaningful for ``make_survey(layout="separated")``
+(components two PSF FWHM or more apart); with the default ``"mixed"`` layout
+(concentric bulge + disk) the truth boundary is a 50 % mixture that no shape
+clustering is expected to find.
 """
 
 from __future__ import annotations
@@ -43,11 +53,14 @@ from galclust.pixels.core import cluster_galaxy
 __all__ = [
     "DEFAULT_CONFIGS",
     "GALAXY_KINDS",
+    "SNR_BINS",
     "ValidationGalaxy",
+    "ari_table",
     "ari_vs_snr",
     "evaluate",
     "run_validation",
     "separated_galaxy",
+    "survey_ari",
 ]
 
 GALAXY_KINDS: tuple[str, ...] = ("separated", "blended")
@@ -60,6 +73,8 @@ DEFAULT_CONFIGS: tuple[tuple[str, str, str], ...] = (
     ("kmeans", "none", "euclidean"),
 )
 _FAMILIES = ("old", "starforming", "dusty")
+#: S/N bin edges (left-closed) of :func:`survey_ari` and :func:`ari_table`.
+SNR_BINS: tuple[float, ...] = (0.0, 10.0, 20.0, 40.0, np.inf)
 
 
 @dataclass(frozen=True)
@@ -231,3 +246,164 @@ def ari_vs_snr(runs: pd.DataFrame | None = None, **kwargs: Any) -> pd.DataFrame:
                         "median_coverage": grouped["coverage"].median(),
                         "n_galaxies": grouped.size()})
     return out.reset_index()
+
+
+# --------------------------------------------------------------------------- survey level
+def _require(table: Any, name: str, columns: Sequence[str]) -> None:
+    if not isinstance(table, pd.DataFrame):
+        raise InputError(f"{name} must be a pandas DataFrame; got {type(table).__name__} "
+                         "(compute a Dask table first).")
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise InputError(f"{name} lacks column(s) {missing}; it needs {list(columns)}.")
+
+
+def _check_bins(bins: Sequence[float]) -> list[float]:
+    edges = [float(b) for b in bins]
+    if len(edges) < 2 or np.any(np.diff(edges) <= 0):
+        raise InputError(f"bins={tuple(bins)!r} must be at least two increasing S/N edges, "
+                         "e.g. (0, 10, 20, 40, inf).")
+    return edges
+
+
+def _snr_bins(snr: pd.Series, bins: Sequence[float]) -> pd.Series:
+    """Left-closed S/N bins as an ordered categorical of labels like ``"[10, 20)"``."""
+    edges = _check_bins(bins)
+    labels = [f"[{lo:g}, {hi:g})" for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
+    return pd.cut(snr, edges, right=False, labels=labels)
+
+
+def survey_ari(stamps: pd.DataFrame, galaxies: pd.DataFrame, truth_components: np.ndarray,
+               truth_sources: pd.DataFrame, *, bins: Sequence[float] = SNR_BINS,
+               min_pixels: int = 10) -> pd.DataFrame:
+    """Per-galaxy agreement of a survey's pixel-cluster labels with the synthetic truth.
+
+    Parameters
+    ----------
+    stamps : pandas.DataFrame
+        ``id, y0, x0, ny, nx, labels``: one label stamp per clustered galaxy
+        (:data:`galclust.pixels.survey.STAMPS_SCHEMA`: int16 little-endian,
+        row-major, -1 = not clustered).
+    galaxies : pandas.DataFrame
+        ``id, n_clusters`` (:data:`galclust.pixels.survey.GALAXIES_SCHEMA`).
+    truth_components : numpy.ndarray
+        ``(y, x)`` mosaic of the dominant component index, -1 outside galaxies
+        (``truth_components.fits``).
+    truth_sources : pandas.DataFrame
+        ``id, kind, n_components, snr`` (``truth_sources.parquet``).
+    bins : sequence of float
+        S/N bin edges (left-closed) of the ``snr_bin`` column.
+    min_pixels : int
+        Fewest pixels both clustered and in the truth for an ARI.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per true galaxy present in ``galaxies``: ``id, snr``,
+        ``snr_bin`` (ordered categorical of labels like ``"[10, 20)"``),
+        ``n_components`` (true), ``n_clusters`` (found; 0 for a flagged galaxy
+        with no clustering), ``k_correct`` (bool), ``n_compared`` (pixels
+        clustered with a truth label) and ``ari`` (adjusted Rand index over
+        those pixels; NaN below ``min_pixels`` or without a stamp). Stars and
+        artefacts are left out.
+
+    Raises
+    ------
+    InputError
+        For a missing column, a non-2-D truth map, bad bins, or a stamp that
+        does not fit inside the truth map.
+    """
+    _require(stamps, "stamps", ("id", "y0", "x0", "ny", "nx", "labels"))
+    _require(galaxies, "galaxies", ("id", "n_clusters"))
+    _require(truth_sources, "truth_sources", ("id", "kind", "n_components", "snr"))
+    truth_map = np.asarray(truth_components)
+    if truth_map.ndim != 2:
+        raise InputError(f"truth_components must be the (y, x) truth mosaic; got shape "
+                         f"{truth_map.shape}.")
+    _check_bins(bins)
+    ny_t, nx_t = truth_map.shape
+    bad = ((stamps["y0"] < 0) | (stamps["x0"] < 0) | (stamps["y0"] + stamps["ny"] > ny_t)
+           | (stamps["x0"] + stamps["nx"] > nx_t))
+    if bad.any():
+        raise InputError(f"stamps of ids {stamps.loc[bad, 'id'].head(5).tolist()} reach outside "
+                         f"the {ny_t}x{nx_t} truth map; pass the truth of the same survey.")
+    truth = truth_sources[truth_sources["kind"] == "galaxy"][["id", "snr", "n_components"]]
+    per = truth.merge(galaxies[["id", "n_clusters"]], on="id", how="inner")
+    by_id = stamps.set_index("id")
+    n_compared, ari = [], []
+    for gid in per["id"].to_numpy():
+        if gid not in by_id.index:
+            n_compared.append(0)
+            ari.append(np.nan)
+            continue
+        st = by_id.loc[gid]
+        # the stamp format of galclust.pixels.survey.STAMPS_SCHEMA (decode_labels)
+        labels = np.frombuffer(st["labels"], dtype="<i2").reshape(int(st["ny"]), int(st["nx"]))
+        y0, x0 = int(st["y0"]), int(st["x0"])
+        ref = truth_map[y0:y0 + labels.shape[0], x0:x0 + labels.shape[1]]
+        both = (labels >= 0) & (ref >= 0)
+        n_compared.append(int(both.sum()))
+        ari.append(float(adjusted_rand_score(ref[both], labels[both]))
+                   if both.sum() >= min_pixels else np.nan)
+    per["n_clusters"] = per["n_clusters"].astype("int64")
+    per["n_components"] = per["n_components"].astype("int64")
+    per["k_correct"] = per["n_clusters"] == per["n_components"]
+    per["n_compared"] = np.asarray(n_compared, dtype=np.int64)
+    per["ari"] = np.asarray(ari, dtype=float)
+    per["snr_bin"] = _snr_bins(per["snr"], bins)
+    cols = ["id", "snr", "snr_bin", "n_components", "n_clusters", "k_correct", "n_compared",
+            "ari"]
+    return per[cols].sort_values("id").reset_index(drop=True)
+
+
+def ari_table(per_galaxy: pd.DataFrame, bins: Sequence[float] | None = None, *,
+              by_components: bool = False) -> pd.DataFrame:
+    """S/N-binned summary of :func:`survey_ari`.
+
+    Parameters
+    ----------
+    per_galaxy : pandas.DataFrame
+        Output of :func:`survey_ari`.
+    bins : sequence of float, optional
+        S/N bin edges (left-closed); default: the ``snr_bin`` column already there.
+    by_components : bool
+        One row per true number of components (two or more) and S/N bin,
+        without the one-component columns.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per S/N bin (empty bins included): ``snr_bin``; over galaxies
+        with two or more true components: ``galaxies`` (count),
+        ``median_ari`` (over those with an ARI), ``k_correct`` (fraction whose
+        number of clusters equals the number of components); over
+        one-component galaxies: ``single`` (count) and ``single_k1``
+        (fraction given one cluster).
+    """
+    _require(per_galaxy, "per_galaxy", ("snr", "n_components", "n_clusters", "k_correct",
+                                        "ari"))
+    per = per_galaxy.copy()
+    if bins is not None or "snr_bin" not in per.columns:
+        per["snr_bin"] = _snr_bins(per["snr"], SNR_BINS if bins is None else bins)
+    multi = per[(per["n_components"] >= 2)]
+    single = per[per["n_components"] == 1]
+    if by_components:
+        grouped = multi.groupby(["n_components", "snr_bin"], observed=True)
+        out = pd.DataFrame({"galaxies": grouped.size(), "median_ari": grouped["ari"].median(),
+                            "k_correct": grouped["k_correct"].mean()})
+        out = out.reset_index()
+        out["snr_bin"] = out["snr_bin"].astype(str)
+        return out
+    grouped = multi.groupby("snr_bin", observed=False)
+    out = pd.DataFrame({
+        "galaxies": grouped.size(),
+        "median_ari": grouped["ari"].median(),
+        "k_correct": grouped["k_correct"].mean(),
+        "single": single.groupby("snr_bin", observed=False).size(),
+        "single_k1": (single["n_clusters"] == 1).groupby(single["snr_bin"],
+                                                         observed=False).mean(),
+    })
+    out["galaxies"] = out["galaxies"].astype("int64")
+    out["single"] = out["single"].astype("int64")
+    out.index = out.index.astype(str)  # the bin labels, in order
+    return out.rename_axis("snr_bin").reset_index()

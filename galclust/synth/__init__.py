@@ -4,7 +4,8 @@
   SED families, PSF, noise at a requested S/N) with its per-pixel truth.
 - :func:`make_survey` — a whole survey delivered as files (FITS mosaics,
   segmentation map, catalog, labels, manifest) plus truth, rendered in strips
-  so it scales past memory.
+  so it scales past memory; ``layout="separated"`` gives galaxies whose
+  components are spatially distinct, for validating pixel clustering.
 - :func:`sed_fluxes` and :data:`NIRCAM_BANDS` — the SED families and bands.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 from galclust.synth.artefacts import REASONS
 from galclust.synth.galaxy import (
     DETECT_NSIGMA,
+    LAYOUTS,
     SyntheticGalaxy,
     footprint,
     galaxy_snr,
@@ -25,6 +27,7 @@ from galclust.synth.survey import SyntheticSurvey, make_survey
 __all__ = [
     "DETECT_NSIGMA",
     "FAMILIES",
+    "LAYOUTS",
     "NIRCAM_BANDS",
     "REASONS",
     "SyntheticGalaxy",

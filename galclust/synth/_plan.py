@@ -15,7 +15,12 @@ from scipy.spatial import cKDTree
 
 from galclust.errors import InputError
 from galclust.synth.artefacts import REASONS, Coverage
-from galclust.synth.galaxy import Component, attach_seds, draw_components
+from galclust.synth.galaxy import (
+    Component,
+    attach_seds,
+    draw_components,
+    draw_separated_components,
+)
 from galclust.synth.profiles import SPIKE_ANGLES
 from galclust.synth.seds import stellar_fluxes
 
@@ -26,6 +31,10 @@ _GALAXY_MARGIN = 24.0
 _MIN_CELL = 16.0  # px: closest grid spacing of galaxies  # px between a galaxy centre and the coverage edge
 # quantised stamp half-sizes: 2 * half is 2,3,5,7-smooth (fast FFTs, reused PSF transforms)
 _HALVES = (12, 16, 20, 24, 28, 32, 36, 40, 48, 56, 64)
+#: layout="separated": closest component centres, in PSF FWHM (of the reddest band).
+SEPARATION_FWHM = 2.0
+#: layout="separated": probabilities of 1, 2, 3 components (3 = every SED family once).
+_SEPARATED_NCOMP = (0.25, 0.4, 0.35)
 
 
 @dataclass
@@ -69,6 +78,13 @@ def _quantise(half: float) -> int:
         if half <= h:
             return h
     return _HALVES[-1]
+
+
+def _extent(components: list[Component], layout: str) -> float:
+    """Size that sets how far from a galaxy its shredded fragments sit."""
+    if layout == "separated":  # outside the ring of components, not on one of them
+        return max(float(np.hypot(c.dy, c.dx)) + c.size for c in components)
+    return max(c.size for c in components if c.kind != "clump")
 
 
 def _galaxy_positions(shape: tuple[int, int], n: int, cov: Coverage,
@@ -120,7 +136,7 @@ def _free_point(rng: np.random.Generator, cov: Coverage, taken: _Taken, min_dist
 def plan_survey(shape: tuple[int, int], wavelengths: np.ndarray, widths: np.ndarray,
                 fwhm: np.ndarray, rms: np.ndarray, *, n_galaxies: int, n_stars: int,
                 spurious_fraction: float, snr_range: tuple[float, float],
-                rng: np.random.Generator) -> Plan:
+                rng: np.random.Generator, layout: str = "mixed") -> Plan:
     """Plan galaxies, stars and spurious detections for a survey image.
 
     Parameters
@@ -140,6 +156,12 @@ def plan_survey(shape: tuple[int, int], wavelengths: np.ndarray, widths: np.ndar
         Log-uniform range of galaxy and faint-star S/N.
     rng : numpy.random.Generator
         The planning random stream.
+    layout : {"mixed", "separated"}
+        Galaxy components superposed (bulge + disk + clumps,
+        :func:`~galclust.synth.galaxy.draw_components`) or 1–3 compact
+        components at least ``SEPARATION_FWHM`` times the largest FWHM apart,
+        with distinct SED families
+        (:func:`~galclust.synth.galaxy.draw_separated_components`).
 
     Returns
     -------
@@ -153,10 +175,16 @@ def plan_survey(shape: tuple[int, int], wavelengths: np.ndarray, widths: np.ndar
 
     for y, x in _galaxy_positions(shape, n_galaxies, cov, rng):
         z = float(rng.uniform(0.5, 7.0))
-        ncomp = int(rng.choice([1, 2, 3, 4], p=[0.2, 0.35, 0.3, 0.15]))
-        size = float(np.exp(rng.uniform(np.log(1.5), np.log(5.0))))
-        comps = draw_components(rng, ncomp, size, wavelengths, z, bandwidths=widths,
-                                evaluate=False)
+        if layout == "separated":
+            ncomp = int(rng.choice([1, 2, 3], p=_SEPARATED_NCOMP))
+            comps = draw_separated_components(rng, ncomp, wavelengths, z,
+                                              separation=SEPARATION_FWHM * fmax,
+                                              bandwidths=widths, evaluate=False)
+        else:  # the default's random stream must stay exactly as it was
+            ncomp = int(rng.choice([1, 2, 3, 4], p=[0.2, 0.35, 0.3, 0.15]))
+            size = float(np.exp(rng.uniform(np.log(1.5), np.log(5.0))))
+            comps = draw_components(rng, ncomp, size, wavelengths, z, bandwidths=widths,
+                                    evaluate=False)
         reach = max(np.hypot(c.dy, c.dx) + _REACH[c.kind] * c.size for c in comps)
         sources.append(Source("galaxy", float(y), float(x), _quantise(reach + 2.5 * fmax),
                               z_true=z, z_cat=z, snr=float(np.exp(rng.uniform(lo, hi))),
@@ -243,8 +271,7 @@ def plan_survey(shape: tuple[int, int], wavelengths: np.ndarray, widths: np.ndar
 
     # (c) fragments shredded from bright extended galaxies
     gal_idx = [i for i, s in enumerate(sources) if s.kind == "galaxy"]
-    disk_size = {i: max(c.size for c in sources[i].components if c.kind != "clump")
-                 for i in gal_idx}
+    disk_size = {i: _extent(sources[i].components, layout) for i in gal_idx}
     parents = sorted(gal_idx, key=lambda i: -sources[i].snr * disk_size[i] ** 2)
     for k in range(per_class[2]):
         if not parents:

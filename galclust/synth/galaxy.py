@@ -10,6 +10,13 @@ pixel colours mix across truth boundaries; a single ``psf_fwhm_px`` (a
 PSF-matched stamp) keeps each truth region's colours close to its
 component's SED.
 
+Two spatial layouts (:data:`LAYOUTS`): ``"mixed"`` superposes the components
+(a bulge inside its disk, clumps on it; :func:`draw_components`), so most
+pixels are mixtures and the truth boundary is where a smooth mixture crosses
+1/2; ``"separated"`` places 1–3 compact components of distinct SED families
+at least a given distance apart (:func:`draw_separated_components`), so each
+truth region holds one SED and pixel clustering can be held to it.
+
 Footprint and S/N definitions (used everywhere in :mod:`galclust.synth`)
 -----------------------------------------------------------------------
 For a noise-free model ``m`` (band, y, x) of one source and its 1-sigma
@@ -58,8 +65,10 @@ __all__ = [
     "DETECT_NSIGMA",
     "Component",
     "SyntheticGalaxy",
+    "LAYOUTS",
     "attach_seds",
     "draw_components",
+    "draw_separated_components",
     "footprint",
     "galaxy_snr",
     "half_light_mask",
@@ -70,6 +79,11 @@ __all__ = [
 #: Detection threshold of footprints and segmentation maps, in sigma of the
 #: detection (band-summed) image.
 DETECT_NSIGMA = 1.0
+
+#: Spatial layouts of a galaxy's components: ``"mixed"`` (bulge + disk +
+#: clumps superposed, :func:`draw_components`) or ``"separated"`` (compact
+#: components apart from each other, :func:`draw_separated_components`).
+LAYOUTS: tuple[str, ...] = ("mixed", "separated")
 
 
 @dataclass(frozen=True)
@@ -189,6 +203,96 @@ def draw_components(rng: np.random.Generator, n_components: int, size: float,
     # the disk takes the flux the others leave
     rest = 1.0 - sum(c.weight for c in comps)
     return [dataclasses.replace(c, weight=rest) if c.kind == "disk" else c for c in comps]
+
+
+def draw_separated_components(rng: np.random.Generator, n_components: int,
+                              wavelengths: np.ndarray, z: float, *, separation: float,
+                              bandwidths: np.ndarray | None = None,
+                              families: Sequence[str] | None = None,
+                              evaluate: bool = True) -> list[Component]:
+    """Draw a galaxy whose components do not overlap: compact disks apart, distinct SEDs.
+
+    One component is an exponential-like disk (``kind="disk"``, Sersic
+    n 0.8–2, effective radius 1.5–5 px). Two or three components are compact
+    disks (Sersic n 0.8–1.5, effective radius 1–2 px), one per SED family (all
+    distinct), spaced evenly in angle around the galaxy centre and scaled so
+    that the closest pair is ``separation`` to 1.3 ``separation`` apart; their
+    flux fractions differ by up to a factor ~2. With ``separation`` >= 2 PSF
+    FWHM, the PSF-convolved components meet only in faint pixels, so the
+    per-pixel truth (the dominant component) is a region of one SED and its
+    boundary runs where little light is.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        Source of randomness (the only one).
+    n_components : int
+        1, 2 or 3 (one per SED family of :data:`~galclust.synth.FAMILIES`).
+    wavelengths : numpy.ndarray
+        ``(band,)`` pivot wavelengths, micron.
+    z : float
+        Redshift.
+    separation : float
+        Smallest distance between two component centres, pixels (> 0).
+    bandwidths : numpy.ndarray, optional
+        ``(band,)`` top-hat widths passed to :func:`sed_fluxes`.
+    families : sequence of str, optional
+        One SED family per component; default distinct families in random order.
+    evaluate : bool
+        Evaluate the SEDs now (else see :func:`attach_seds`).
+
+    Returns
+    -------
+    list of Component
+
+    Raises
+    ------
+    InputError
+        For ``n_components`` outside 1–3, a non-positive ``separation`` or
+        ``families`` of the wrong length.
+    """
+    if not (isinstance(n_components, int | np.integer) and 1 <= n_components <= len(FAMILIES)):
+        raise InputError(f"draw_separated_components: n_components={n_components!r} must be "
+                         f"1..{len(FAMILIES)} (one distinct SED family each).")
+    if not separation > 0:
+        raise InputError(f"draw_separated_components: separation={separation!r} must be "
+                         "positive (pixels).")
+    if families is not None and len(families) != n_components:
+        raise InputError(f"draw_separated_components: families has {len(families)} entries; "
+                         f"give one per component ({n_components}).")
+    fams = ([canonical_family(f) for f in families] if families is not None
+            else [str(f) for f in rng.permutation(FAMILIES)[:n_components]])
+    if n_components == 1:
+        sizes = np.array([np.exp(rng.uniform(np.log(1.5), np.log(5.0)))])
+        index = np.array([rng.uniform(0.8, 2.0)])
+        pos = np.zeros((1, 2))
+        weights = np.ones(1)
+    else:
+        sizes = rng.uniform(1.0, 2.0, size=n_components)
+        index = rng.uniform(0.8, 1.5, size=n_components)
+        step = 2.0 * np.pi / n_components
+        angles = rng.uniform(0.0, 2.0 * np.pi) + step * (
+            np.arange(n_components) + rng.uniform(-0.1, 0.1, size=n_components))
+        pos = np.stack([np.sin(angles), np.cos(angles)], axis=1)
+        gaps = np.hypot(*(pos[:, None, :] - pos[None, :, :]).transpose(2, 0, 1))
+        closest = gaps[np.triu_indices(n_components, 1)].min()
+        pos *= separation * rng.uniform(1.0, 1.3) / closest
+        weights = rng.uniform(0.6, 1.4, size=n_components)
+        weights /= weights.sum()
+    widths = None
+    if evaluate:
+        widths = band_widths(wavelengths) if bandwidths is None else bandwidths
+    comps = []
+    for i, fam in enumerate(fams):
+        params = draw_params(fam, rng)
+        sed = None
+        if evaluate:
+            sed = sed_fluxes(fam, wavelengths, z, bandwidths=widths, **params)
+            sed = sed / max(sed.mean(), 1e-300)
+        comps.append(Component("disk", fam, float(pos[i, 0]), float(pos[i, 1]),
+                               float(sizes[i]), float(index[i]), float(rng.uniform(0.6, 1.0)),
+                               float(rng.uniform(0.0, np.pi)), float(weights[i]), sed, params))
+    return comps
 
 
 def attach_seds(galaxies: Sequence[Sequence[Component]], redshifts: Sequence[float],

@@ -37,7 +37,12 @@ Files (in ``path``)
     The manifest (:mod:`galclust.config` format), with relative paths.
 ``truth_components.fits``
     int16: in a galaxy's segment, the index of its component contributing
-    most band-summed flux; -1 elsewhere.
+    most band-summed flux; -1 elsewhere. With ``layout="mixed"`` (default)
+    components are superposed (a bulge inside its disk), so this map draws a
+    boundary where a smooth mixture crosses 1/2 and no clustering of pixel
+    SEDs can be expected to reproduce it; with ``layout="separated"`` every
+    component is a compact region of its own SED family, two PSF FWHM or more
+    from the others, and the map is the partition pixel clustering should find.
 ``truth_sources.parquet``
     id, kind ("galaxy"/"star"/"artefact"), artefact ("" or a reason),
     spurious, n_components (1 for stars, 0 for artefacts), families
@@ -64,6 +69,7 @@ from galclust.synth._fitsio import wcs_cards
 from galclust.synth._plan import Plan, plan_survey
 from galclust.synth._render import noise_file_name, render_mosaics
 from galclust.synth.artefacts import REASONS
+from galclust.synth.galaxy import LAYOUTS
 from galclust.synth.profiles import psf_fwhm_px
 from galclust.synth.seds import NIRCAM_BANDS, band_widths
 
@@ -105,6 +111,8 @@ class SyntheticSurvey:
     n_undetected : int
         Planned sources left without a single segmentation pixel (not in the
         catalog; their light is still in the images).
+    layout : str
+        The galaxies' component layout (``"mixed"`` or ``"separated"``).
     """
 
     path: str
@@ -128,6 +136,7 @@ class SyntheticSurvey:
     n_labelled: int
     n_artefacts: dict[str, int]
     n_undetected: int
+    layout: str = "mixed"
 
 
 def _bands(bands: Mapping[str, float] | Sequence[str] | None) -> dict[str, float]:
@@ -147,8 +156,10 @@ def _bands(bands: Mapping[str, float] | Sequence[str] | None) -> dict[str, float
 
 def _check(shape: tuple[int, int], noise: str, spurious_fraction: float,
            label_fraction: float, snr_range: tuple[float, float], strip_rows: int,
-           n_galaxies: int | None, n_stars: int | None, pixel_scale: float) -> None:
+           n_galaxies: int | None, n_stars: int | None, pixel_scale: float,
+           layout: str) -> None:
     check_choice("noise", noise, ("err", "weight", "mixed"))
+    check_choice("layout", layout, LAYOUTS)
     if len(shape) != 2 or min(shape) < 128:
         raise InputError(f"make_survey: shape={shape!r} must be (ny, nx) with both >= 128.")
     if not 0 <= spurious_fraction < 0.5:
@@ -175,7 +186,7 @@ def make_survey(path: str | os.PathLike[str], *, shape: tuple[int, int] = (1024,
                 label_fraction: float = 1.0, noise: str = "err", n_stars: int | None = None,
                 strip_rows: int = 512, snr_range: tuple[float, float] = (5.0, 100.0),
                 ra0: float = 214.9, dec0: float = 52.9, name: str | None = None,
-                psf_matched: bool = False) -> SyntheticSurvey:
+                psf_matched: bool = False, layout: str = "mixed") -> SyntheticSurvey:
     """Write a synthetic multi-band survey with known truth (see the module docstring).
 
     Parameters
@@ -219,6 +230,15 @@ def make_survey(path: str | os.PathLike[str], *, shape: tuple[int, int] = (1024,
         band (as survey teams ship for photometry). With the native NIRCam
         PSF (default) a compact component's red-band halo reddens its
         surroundings, so pixel colours mix more than the truth map suggests.
+    layout : {"mixed", "separated"}
+        Galaxy components: ``"mixed"`` — 1–4 superposed components (disk;
+        bulge + disk; + 1–2 clumps), as in
+        :func:`~galclust.synth.galaxy.draw_components`; ``"separated"`` — 1–3
+        compact components, each of a distinct SED family, whose centres are
+        at least 2 FWHM of the reddest band's PSF apart
+        (:func:`~galclust.synth.galaxy.draw_separated_components`), so
+        ``truth_components.fits`` is the partition pixel clustering should
+        recover. The default's files are unchanged by this option.
 
     Returns
     -------
@@ -230,7 +250,7 @@ def make_survey(path: str | os.PathLike[str], *, shape: tuple[int, int] = (1024,
         For an invalid argument (before anything is written).
     """
     _check(shape, noise, spurious_fraction, label_fraction, snr_range, strip_rows,
-           n_galaxies, n_stars, pixel_scale)
+           n_galaxies, n_stars, pixel_scale, layout)
     band_map = _bands(bands)
     names, lam = list(band_map), np.array(list(band_map.values()))
     ny, nx = int(shape[0]), int(shape[1])
@@ -244,7 +264,7 @@ def make_survey(path: str | os.PathLike[str], *, shape: tuple[int, int] = (1024,
     n_st = max(1, round(2e-6 * ny * nx)) if n_stars is None else int(n_stars)
     plan = plan_survey((ny, nx), lam, band_widths(lam, names), fwhm, rms, n_galaxies=n_gal,
                        n_stars=n_st, spurious_fraction=spurious_fraction,
-                       snr_range=tuple(snr_range), rng=rng)
+                       snr_range=tuple(snr_range), rng=rng, layout=layout)
     kinds = {b: ("weight" if noise == "weight" or (noise == "mixed" and i % 2) else "err")
              for i, b in enumerate(names)}
     os.makedirs(root, exist_ok=True)  # only now: every argument has been checked
@@ -255,9 +275,11 @@ def make_survey(path: str | os.PathLike[str], *, shape: tuple[int, int] = (1024,
     fluxes, snrs, counts = render_mosaics(root, plan, names, fwhm, kinds, (ny, nx), seed=seed,
                                           strip_rows=strip_rows, pixel_scale=pixel_scale,
                                           ra0=ra0, dec0=dec0)
-    return _write_tables(root, plan, names, lam, kinds, fluxes, snrs, counts, (ny, nx),
-                         seed, pixel_scale, ra0, dec0, label_fraction,
-                         name or os.path.basename(root) or "synth")
+    survey = _write_tables(root, plan, names, lam, kinds, fluxes, snrs, counts, (ny, nx),
+                           seed, pixel_scale, ra0, dec0, label_fraction,
+                           name or os.path.basename(root) or "synth")
+    survey.layout = layout
+    return survey
 
 
 def _write_tables(root: str, plan: Plan, names: list[str], lam: np.ndarray,
