@@ -26,12 +26,23 @@ import time
 CHILD_INGEST = """
 import json, resource, sys, time
 import galclust, galclust.store.cube  # imports are not ingest work: load them first
-t = time.perf_counter()
-cube, rep = galclust.ingest(sys.argv[1], sys.argv[2], tile=int(sys.argv[3]), report=True,
-                            verify=True, compression=sys.argv[4])
-dt = time.perf_counter() - t
-print(json.dumps({"seconds": dt, "bytes": rep.bytes_read,
-                  "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
+if __name__ == "__main__":
+    workers = int(sys.argv[5])
+    client = None
+    if workers:  # a LocalCluster of worker processes, started before the clock
+        from galclust.cluster import make_cluster
+        from distributed import Client
+        client = Client(make_cluster(n_workers=workers))
+    t = time.perf_counter()
+    cube, rep = galclust.ingest(sys.argv[1], sys.argv[2], tile=int(sys.argv[3]), report=True,
+                                verify=True, compression=sys.argv[4], client=client)
+    dt = time.perf_counter() - t
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    if client is not None:  # the workers' peak too: memory per process
+        rss = max([rss] + list(client.run(
+            lambda: __import__("resource").getrusage(0).ru_maxrss * 1024).values()))
+        client.close()
+    print(json.dumps({"seconds": dt, "bytes": rep.bytes_read, "rss": rss}))
 """
 
 CHILD_BASELINE = """
@@ -58,8 +69,13 @@ print(json.dumps({"seconds": dt, "bytes": nbytes,
 
 
 def _child(code: str, *args: str) -> dict:
-    out = subprocess.run([sys.executable, "-c", code, *args], check=True,
-                         capture_output=True, text=True)
+    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as fh:
+        fh.write(code)  # a file, not -c: process-based Dask workers re-import __main__
+    try:
+        out = subprocess.run([sys.executable, fh.name, *args], check=True,
+                             capture_output=True, text=True)
+    finally:
+        os.unlink(fh.name)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -70,6 +86,9 @@ def main() -> None:
     ap.add_argument("--tiles", default="1024", help="comma-separated tile sizes to compare")
     ap.add_argument("--compressions", default="lz4",
                     help="comma-separated compressors to compare (lz4, zstd, none)")
+    ap.add_argument("--workers", default="0,2",
+                    help="comma-separated: 0 = local threads, N = a LocalCluster of N "
+                    "worker processes (default: %(default)s)")
     ap.add_argument("--workdir", default=None, help="scratch folder (default: a temp dir)")
     ap.add_argument("--keep", action="store_true", help="keep the scratch folder")
     args = ap.parse_args()
@@ -91,18 +110,21 @@ def main() -> None:
         print(f"{'step':<28}{'seconds':>9}{'MB/s':>9}{'ratio':>8}{'peak RSS':>11}")
         print(f"{'baseline FITS -> .npy':<28}{base['seconds']:>9.1f}"
               f"{mb / base['seconds']:>9.0f}{1.0:>8.2f}{base['rss'] / 2**30:>9.2f} GB")
-        for tile in [int(x) for x in args.tiles.split(",")]:
-            for comp in args.compressions.split(","):
-                store = os.path.join(work, f"cube-{tile}-{comp}.zarr")
-                res = _child(CHILD_INGEST, survey.manifest_path, store, str(tile), comp)
-                rate = res["bytes"] / 1e6 / res["seconds"]
-                ratio = rate / (mb / base["seconds"])
-                size = sum(os.path.getsize(os.path.join(d, f))
-                           for d, _, fs in os.walk(store) for f in fs)
-                label = f"ingest tile={tile} {comp}"
-                print(f"{label:<28}{res['seconds']:>9.1f}{rate:>9.0f}{ratio:>8.2f}"
-                      f"{res['rss'] / 2**30:>9.2f} GB   store {size / 1e6:,.0f} MB")
-                shutil.rmtree(store)
+        runs = [(int(t), c, int(w)) for t in args.tiles.split(",")
+                for c in args.compressions.split(",") for w in args.workers.split(",")]
+        for tile, comp, workers in runs:
+            store = os.path.join(work, f"cube-{tile}-{comp}-{workers}.zarr")
+            res = _child(CHILD_INGEST, survey.manifest_path, store, str(tile), comp,
+                         str(workers))
+            rate = res["bytes"] / 1e6 / res["seconds"]
+            ratio = rate / (mb / base["seconds"])
+            size = sum(os.path.getsize(os.path.join(d, f))
+                       for d, _, fs in os.walk(store) for f in fs)
+            where = f"{workers} procs" if workers else "threads"
+            label = f"ingest {tile} {comp} {where}"
+            print(f"{label:<28}{res['seconds']:>9.1f}{rate:>9.0f}{ratio:>8.2f}"
+                  f"{res['rss'] / 2**30:>9.2f} GB   store {size / 1e6:,.0f} MB")
+            shutil.rmtree(store)
         print("\ntargets: ratio >= 0.5, ingest peak RSS < 2 GB")
     finally:
         if not args.keep:
