@@ -31,6 +31,11 @@ _FALSE = {"0", "0.0", "false", "f", "no", "n", "unreliable", "spurious", "bad", 
           "artifact"}
 
 
+def _text(v: object) -> str:
+    """str of a value; bytes (FITS string columns) decoded."""
+    return v.decode("utf-8", "replace") if isinstance(v, (bytes, np.bytes_)) else str(v)
+
+
 def parse_reliable(values: Iterable[object], *, column: str = "reliable",
                    what: str = "labels") -> np.ndarray:
     """Turn common spellings of a reliable flag into 1 (reliable) / 0 (spurious).
@@ -64,7 +69,7 @@ def parse_reliable(values: Iterable[object], *, column: str = "reliable",
             bad.append("<blank>")
             out.append(-1)
             continue
-        s = str(v).strip().lower()
+        s = _text(v).strip().lower()
         if s in _TRUE:
             out.append(1)
         elif s in _FALSE:
@@ -139,7 +144,7 @@ def normalise_labels(df: pd.DataFrame, *, id: str = "id", reliable: str = "relia
         reasons = np.full(len(df), "", dtype=object)
     else:
         reasons = df[reason].astype(object).where(df[reason].notna(), "")
-        reasons = np.asarray([str(r).strip() for r in reasons], dtype=object)
+        reasons = np.asarray([_text(r).strip() for r in reasons], dtype=object)
     reasons[rel == 1] = ""
     return pd.DataFrame({"id": ids.to_numpy(), "reliable": rel,
                          "reason": pd.Series(reasons, dtype=object)})

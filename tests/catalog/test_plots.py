@@ -1,0 +1,89 @@
+"""Embedding pictures: component colours, reason markers, non-overlapping thumbnails."""
+
+from __future__ import annotations
+
+import dask.array as da
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.collections import PathCollection
+from matplotlib.figure import Figure
+from matplotlib.image import AxesImage
+
+from galclust.errors import InputError
+from galclust.plots.catalog import (
+    grid_sample,
+    plot_embedding,
+    plot_imaged_embedding,
+    save_figure,
+    thumbnail_rgb,
+)
+
+
+@pytest.fixture(scope="module")
+def flagged(embedded, labels_25):
+    from galclust.catalog.survey import flag_catalog
+
+    return flag_catalog(embedded, labels_25)[0]
+
+
+def test_plot_embedding_marks_labelled_reasons(flagged, labels_25, tmp_path):
+    fig = plot_embedding(flagged, labels_25)
+    assert isinstance(fig, Figure)
+    ax = fig.axes[0]
+    texts = [t.get_text() for t in ax.get_legend().get_texts()]
+    spur = labels_25[labels_25.reliable == 0]
+    for reason, n in spur.reason.value_counts().items():
+        assert f"labelled: {reason} ({n})" in texts
+    assert f"flagged ({int(flagged.flag.sum())})" in texts
+    scatter = [c for c in ax.collections if isinstance(c, PathCollection)]
+    assert len(scatter[0].get_offsets()) == len(flagged)
+    out = save_figure(fig, str(tmp_path / "emb.png"))
+    assert (tmp_path / "emb.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.endswith(".png")
+
+
+def test_grid_sample_one_per_cell():
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=5000), rng.normal(size=5000)
+    idx, cells = grid_sample(x, y, 10)
+    assert len(idx) == len({tuple(c) for c in cells}) <= 100
+    assert len(idx) > 50  # most cells of a Gaussian cloud are occupied
+    # every chosen source lies in its cell
+    cx = np.clip(((x[idx] - x.min()) / ((x.max() - x.min()) / 10)).astype(int), 0, 9)
+    np.testing.assert_array_equal(cx, cells[:, 1])
+
+
+def test_imaged_embedding_thumbnails_do_not_overlap(flagged, cube, catalog, tmp_path):
+    from galclust.catalog.survey import survey_cutouts
+
+    cut = survey_cutouts(cube, catalog, size=31)
+    fig = plot_imaged_embedding(flagged, cut.stamps, cut.ids, grid=12)
+    images = [a for a in fig.axes[0].get_children() if isinstance(a, AxesImage)]
+    assert 20 <= len(images) <= 144
+    boxes = {tuple(np.round(im.get_extent(), 6)) for im in images}
+    assert len(boxes) == len(images)  # one thumbnail per grid cell: no overlaps
+    for im in images:
+        x0, x1, y0, y1 = im.get_extent()
+        assert x1 - x0 == 1 and y1 - y0 == 1 and float(x0).is_integer()
+        arr = im.get_array()
+        assert arr.shape == (31, 31, 3) and 0 <= arr.min() and arr.max() <= 1
+    save_figure(fig, str(tmp_path / "imaged.pdf"))
+    assert (tmp_path / "imaged.pdf").read_bytes()[:4] == b"%PDF"
+
+
+def test_thumbnail_colours_and_errors():
+    st = np.zeros((2, 3, 9, 9), dtype=np.float32)
+    st += np.random.default_rng(1).normal(0, 1, st.shape).astype(np.float32)
+    st[0, 2, 4, 4] = 100.0  # bright only in the last (reddest) band
+    rgb = thumbnail_rgb(st)
+    assert rgb.shape == (2, 9, 9, 3)
+    assert rgb[0, 4, 4, 0] == 1.0 and rgb[0, 4, 4, 2] < 0.5  # red, not blue
+    with pytest.raises(InputError, match="out of range"):
+        thumbnail_rgb(st, bands=(0, 1, 5))
+    with pytest.raises(InputError, match="no column"):
+        plot_embedding(pd.DataFrame({"id": [1]}))
+    with pytest.raises(InputError, match="rows but ids"):
+        plot_imaged_embedding(pd.DataFrame({"id": [1], "map_x": [0.0], "map_y": [0.0]}),
+                              da.zeros((2, 1, 5, 5)), [1])
+    with pytest.raises(InputError, match=".png, .pdf"):
+        save_figure(Figure(), "out.gif")
