@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 
 PIXEL_TABLES = ("pixels/galaxies", "pixels/composites", "pixels/stamps")
 FOOTPRINTS = "pixels/footprints"
-CATALOG_TABLES = ("catalog_spurious", "catalog_components")
+CATALOG_TABLES = ("catalog_spurious", "catalog_components", "catalog_embedding")
 
 
 def _key(*parts: Any) -> str:

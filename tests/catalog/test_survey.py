@@ -79,6 +79,18 @@ def test_tsne_map(embedded, labels_25):
     assert set(CORE_COLUMNS) <= set(table.columns)
 
 
+def test_umap_map(embedded, labels_25):
+    from galclust.catalog.survey import flag_catalog
+
+    tsne, _ = flag_catalog(embedded, labels_25, embedding="tsne", method="mixture")
+    table, fitted = flag_catalog(embedded, labels_25, embedding="umap", method="mixture")
+    assert fitted.map2.shape == (len(table), 2) and np.isfinite(fitted.map2).all()
+    assert not np.allclose(table["map_x"], table["pc_0"])
+    assert not np.allclose(table["map_x"], tsne["map_x"])  # a different map than t-SNE's
+    again, _ = flag_catalog(embedded, labels_25, embedding="umap", method="mixture")
+    np.testing.assert_allclose(again["map_x"], table["map_x"])  # same seed, same map
+
+
 def test_run_catalog_refuses_bad_input_before_compute(cube, catalog, labels):
     import dask
 
