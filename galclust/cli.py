@@ -281,10 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
         "are not rewritten), cluster galaxy pixels and flag spurious sources (reusing "
         "the last run's results where inputs and parameters are unchanged), and publish "
         "the run atomically. Schedule it with `galclust serve`.")
-    p.add_argument("manifest", help="survey manifest (TOML), local or s3://")
-    p.add_argument("--store", required=True, help="cube store: folder or s3://bucket/prefix")
-    p.add_argument("--results", default=None, metavar="URL",
-                   help="results store (default: the cube store's name with -results)")
+    add_survey_arguments(p)
     p.add_argument("--cluster", default=None, metavar="ADDRESS",
                    help="Dask scheduler address (default: a local cluster, started only "
                    "if there is work to do)")
@@ -298,6 +295,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     p.set_defaults(func=cmd_nightly)
     return parser
+
+
+def add_survey_arguments(p: argparse.ArgumentParser) -> None:
+    """MANIFEST, --store and --results: what a whole-survey command works on."""
+    p.add_argument("manifest", help="survey manifest (TOML), local or s3://")
+    p.add_argument("--store", required=True, help="cube store: folder or s3://bucket/prefix")
+    p.add_argument("--results", default=None, metavar="URL",
+                   help="results store (default: the cube store's name with -results)")
 
 
 def _add_cluster_options(p: argparse.ArgumentParser) -> None:

@@ -480,10 +480,9 @@ def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
         epilog="S3 endpoint and credentials come from the standard AWS environment "
         "(AWS_ENDPOINT_URL_S3, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY); they are never "
         "printed.")
-    p.add_argument("manifest", help="survey manifest (TOML), local or s3://")
-    p.add_argument("--store", required=True, help="cube store: folder or s3://bucket/prefix")
-    p.add_argument("--results", default=None, metavar="URL",
-                   help="results store (default: the cube store's name with -results)")
+    from galclust.cli import add_survey_arguments
+
+    add_survey_arguments(p)
     p.add_argument("--cron", default=DEFAULT_CRON,
                    help='when to run, cron syntax (default: "%(default)s", 03:00 daily)')
     p.add_argument("--timezone", default=DEFAULT_TIMEZONE,
