@@ -212,6 +212,11 @@ class Results:
     def products(self) -> list[str]:
         return sorted(self.manifest.get("products", {}))
 
+    @property
+    def kinds(self) -> dict[str, str]:
+        """Product name -> ``"table"`` or ``"dataset"``."""
+        return {k: v["kind"] for k, v in sorted(self.manifest.get("products", {}).items())}
+
     def _product(self, name: str, kind: str) -> str:
         prods = self.manifest.get("products", {})
         if name not in prods:

@@ -46,7 +46,7 @@ def tables(published):
     from galclust.store.results import open_results
 
     res = open_results(published.results)
-    return {name: res.table(name) for name in res.products}
+    return {name: res.table(name) for name, kind in res.kinds.items() if kind == "table"}
 
 
 @pytest.fixture(scope="session")

@@ -53,8 +53,11 @@ def test_queries_on_s3_equal_local(published, s3, bucket):
     # a run published straight to S3, naming the S3 cube store
     results = f"{bucket}/field-results"
     run_s3 = RunWriter.begin(results, params={"store": store})
-    for product in local.results.products:
-        run_s3.write_table(product, local.results.table(product))
+    for product, kind in local.results.kinds.items():
+        if kind == "table":
+            run_s3.write_table(product, local.results.table(product))
+        else:
+            run_s3.write_dataset(product, local.results.dataset(product).load())
     run_s3.publish()
     remote = Query(results)
     assert remote.store == store and remote.run_id == run_s3.run_id
