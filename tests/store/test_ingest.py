@@ -41,8 +41,13 @@ def _chunk_files(store: str, var: str) -> dict[str, float]:
     out = {}
     for dirpath, _, files in os.walk(root):
         for f in files:
+            if f.endswith(".partial"):  # zarr's temporary file of a chunk being written
+                continue
             p = os.path.join(dirpath, f)
-            out[os.path.relpath(p, root)] = os.stat(p).st_mtime_ns
+            try:
+                out[os.path.relpath(p, root)] = os.stat(p).st_mtime_ns
+            except FileNotFoundError:  # replaced while we looked (a writer is running)
+                continue
     return out
 
 
