@@ -28,7 +28,7 @@ import xarray as xr
 import xxhash
 
 from galclust.store.fits import CHECKSUM
-from galclust.store.results import RunWriter
+from galclust.store.results import RunWriter, run_ids
 from galclust.store.urls import exists, get_fs, join, read_bytes, write_bytes
 
 __all__ = [
@@ -106,14 +106,8 @@ def write_checkpoint(run: RunWriter, stage: str, key: str, products: list[str],
 
 def _checkpoints(url: str, stage: str) -> list[dict[str, Any]]:
     """Every checkpoint of ``stage`` in the store, newest run first (published or not)."""
-    fs, path = get_fs(url)
-    runs_dir = f"{path}/runs"
-    if not fs.exists(runs_dir):
-        return []
-    ids = sorted((p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(runs_dir, detail=False)),
-                 reverse=True)
     out = []
-    for run_id in ids:
+    for run_id in reversed(run_ids(url)):
         doc_url = join(url, "runs", run_id, "stages", f"{stage}.json")
         if exists(doc_url):
             out.append(json.loads(read_bytes(doc_url, what="stage checkpoint")))

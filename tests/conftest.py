@@ -30,6 +30,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.fixture
+def unused_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on."""
+    return free_port()
+
+
 def _wait_port(port: int, timeout: float = 20.0) -> None:
     t0 = time.time()
     while time.time() - t0 < timeout:

@@ -27,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import math
 import os
 import time
 import warnings
@@ -638,9 +637,3 @@ def open_labels(store: str) -> pd.DataFrame | None:
     """The inspection labels ingested with the cube (``id, reliable, reason``), or None."""
     url = join(str(store).rstrip("/"), "tables", "labels.parquet")
     return read_table(url, what="ingested labels") if exists(url) else None
-
-
-def estimate_chunk_bytes(cube: xr.Dataset) -> int:
-    """Bytes of one ``sci`` chunk (all bands × one tile), for sizing tasks."""
-    chunks = cube["sci"].data.chunksize
-    return int(math.prod(chunks) * cube["sci"].dtype.itemsize)

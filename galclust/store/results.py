@@ -252,14 +252,19 @@ class Results:
         return f"<Results {self.url} run={self.run_id} products={self.products}>"
 
 
-def list_runs(url: str) -> list[str]:
-    """Ids of the runs that were published (have a ``run.json``), oldest first."""
+def run_ids(url: str) -> list[str]:
+    """Ids of every run prefix in the store, published or not, oldest first."""
     fs, path = get_fs(str(url).rstrip("/"))
     runs_dir = f"{path}/runs"
     if not fs.exists(runs_dir):
         return []
-    ids = [p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(runs_dir, detail=False)]
-    return sorted(i for i in ids if fs.exists(f"{runs_dir}/{i}/run.json"))
+    return sorted(p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(runs_dir, detail=False))
+
+
+def list_runs(url: str) -> list[str]:
+    """Ids of the runs that were published (have a ``run.json``), oldest first."""
+    url = str(url).rstrip("/")
+    return [i for i in run_ids(url) if exists(join(url, "runs", i, "run.json"))]
 
 
 def open_results(url: str, run: str = "latest") -> Results:

@@ -16,7 +16,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from astropy.io import fits
-from conftest import free_port
 
 import galclust
 from galclust.cluster import ClusterUnavailable
@@ -223,10 +222,11 @@ def test_flow_killed_before_publishing_leaves_previous_run_and_rerun_finishes(
     assert set(_tables(results)["pixels/galaxies"]["id"]) == set(before["pixels/galaxies"]["id"])
 
 
-def test_scheduler_that_does_not_answer_fails_fast(prefect_harness, survey, tmp_path):
+def test_scheduler_that_does_not_answer_fails_fast(prefect_harness, survey, tmp_path,
+                                                   unused_port):
     from flows.nightly import nightly_flow
 
-    address = f"tcp://127.0.0.1:{free_port()}"
+    address = f"tcp://127.0.0.1:{unused_port}"
     t0 = time.time()
     with pytest.raises(ClusterUnavailable, match=f"scheduler at {address} does not answer"):
         nightly_flow(survey.manifest_path, str(tmp_path / "c.zarr"), scheduler=address)
