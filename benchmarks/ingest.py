@@ -3,6 +3,7 @@
     python benchmarks/ingest.py                 # 8 bands x 8192^2 (sci + err ~ 4 GB)
     python benchmarks/ingest.py --size 2048     # quicker
     python benchmarks/ingest.py --tiles 512,1024,2048
+    python benchmarks/ingest.py --survey path/to/survey.toml   # your own mosaics
 
 Prints, for each tile size: MB/s of ``galclust.ingest`` (FITS -> zarr cube,
 compressed, with checksums), the baseline's MB/s (the same bytes read from the
@@ -89,6 +90,8 @@ def main() -> None:
     ap.add_argument("--workers", default="0,2",
                     help="comma-separated: 0 = local threads, N = a LocalCluster of N "
                     "worker processes (default: %(default)s)")
+    ap.add_argument("--survey", default=None, metavar="MANIFEST",
+                    help="ingest this survey instead of generating one (--size is then ignored)")
     ap.add_argument("--workdir", default=None, help="scratch folder (default: a temp dir)")
     ap.add_argument("--keep", action="store_true", help="keep the scratch folder")
     args = ap.parse_args()
@@ -98,12 +101,16 @@ def main() -> None:
     work = args.workdir or tempfile.mkdtemp(prefix="galclust-bench-ingest-")
     os.makedirs(work, exist_ok=True)
     try:
-        t = time.perf_counter()
-        survey = make_survey(os.path.join(work, "survey"), shape=(args.size, args.size),
-                             seed=0)
-        print(f"synthetic survey {args.size}x{args.size} x 8 bands written in "
-              f"{time.perf_counter() - t:.1f} s")
-        base = _child(CHILD_BASELINE, survey.manifest_path, os.path.join(work, "npy"))
+        if args.survey:
+            manifest = args.survey
+            print(f"survey {manifest}")
+        else:
+            t = time.perf_counter()
+            manifest = make_survey(os.path.join(work, "survey"), shape=(args.size, args.size),
+                                   seed=0).manifest_path
+            print(f"synthetic survey {args.size}x{args.size} x 8 bands written in "
+                  f"{time.perf_counter() - t:.1f} s")
+        base = _child(CHILD_BASELINE, manifest, os.path.join(work, "npy"))
         shutil.rmtree(os.path.join(work, "npy"))
         mb = base["bytes"] / 1e6
         print(f"\ninput: {mb:,.0f} MB of FITS pixels (sci + err + seg)")
@@ -114,7 +121,7 @@ def main() -> None:
                 for c in args.compressions.split(",") for w in args.workers.split(",")]
         for tile, comp, workers in runs:
             store = os.path.join(work, f"cube-{tile}-{comp}-{workers}.zarr")
-            res = _child(CHILD_INGEST, survey.manifest_path, store, str(tile), comp,
+            res = _child(CHILD_INGEST, manifest, store, str(tile), comp,
                          str(workers))
             rate = res["bytes"] / 1e6 / res["seconds"]
             ratio = rate / (mb / base["seconds"])

@@ -216,71 +216,90 @@ class _BlockJob:
     seg: ImageInfo | None
 
 
-def _to_err(sci: np.ndarray, noise: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:
-    """Convert a noise image to a 1-sigma error; mark no-coverage pixels.
+def _to_err(sci: np.ndarray, err: np.ndarray, kind: str) -> bool:
+    """Turn a noise block into 1-sigma errors and mark no-coverage pixels, in place.
 
     Weight maps are inverse variances: ``err = 1/sqrt(w)``. Zero or negative
     weight, a non-finite or non-positive error, or a NaN flux all mean "no
     coverage": ``err = +inf`` and ``sci = 0`` there.
+
+    Returns
+    -------
+    bool
+        True when no pixel of the block is covered.
     """
-    # In place on the freshly read float32 blocks: this runs on every pixel.
-    err = np.asarray(noise, dtype=np.float32)
-    sci = np.asarray(sci, dtype=np.float32)
+    # In place on freshly read float32 blocks: this runs on every pixel.
     uncovered = ~(err > 0)  # NaN, zero and negative noise
+    uncovered |= np.isinf(err)
     if kind == "weight":
-        uncovered |= np.isinf(err)
         with np.errstate(divide="ignore", invalid="ignore"):
             np.sqrt(err, out=err)
             np.reciprocal(err, out=err)
-    else:
-        uncovered |= np.isinf(err)
     uncovered |= ~np.isfinite(sci)
-    err[uncovered] = np.inf
-    sci[uncovered] = 0.0
-    return sci, err
+    np.copyto(err, np.float32(np.inf), where=uncovered)
+    np.copyto(sci, np.float32(0), where=uncovered)
+    return bool(uncovered.all())
 
 
 def _ingest_block(job: _BlockJob) -> dict[str, Any]:
     """Read one block of every input that changed and write its zarr chunks.
 
-    Returns the block's statistics: bytes read, covered pixels and the
-    segmentation ids present.
+    Works one chunk at a time, each held as one C-contiguous (band, y, x)
+    array of exactly the chunk's shape: zarr then encodes it as it is, without
+    the fill-and-copy it does for a chunk cut out of a larger array.
+
+    Returns the block's statistics: bytes read and the segmentation ids present.
     """
     group = _open_group(job.url, "r+")
+    # write_empty_chunks=True skips zarr's per-chunk "all fill value?" pass;
+    # chunks with no coverage at all go through the checking array instead, so
+    # they are not stored (or a stale one is removed).
+    sci_arr, err_arr = group["sci"], group["err"]
+    sci_w = sci_arr.with_config({"write_empty_chunks": True})
+    err_w = err_arr.with_config({"write_empty_chunks": True})
     y0, y1 = job.ys
+    ys = slice(y0, y1)
     nread = 0
     seg_ids: set[int] = set()
     readers = [(bj, ImageReader(bj.sci, what=bj.what_sci), ImageReader(bj.noise, what=bj.what_noise))
                for bj in job.bands]
-    seg_reader = ImageReader(job.seg, what=f"segmentation map ({job.seg.path})") if job.seg else None
-    xa, xb = job.xs[0][0], job.xs[-1][1]  # the task's chunks are contiguous in x
-    ys, xs = slice(y0, y1), slice(xa, xb)
+    seg_reader = (ImageReader(job.seg, what=f"segmentation map ({job.seg.path})", dtype=np.int64)
+                  if job.seg else None)
+    whole = len(readers) == job.n_bands  # every band: whole chunks, no read-modify-write
+    band_index = np.array([bj.index for bj, _, _ in readers], dtype=np.intp)
     try:
-        if readers:
-            sci_block = np.empty((len(readers), y1 - y0, xb - xa), np.float32)
-            err_block = np.empty_like(sci_block)
-            for i, (bj, rs, rn) in enumerate(readers):
-                sci_block[i], err_block[i] = _to_err(rs.read(ys, xs), rn.read(ys, xs),
-                                                     bj.noise_kind)
-                nread += 2 * sci_block[i].nbytes
-            # One write per variable: zarr encodes the task's chunks concurrently.
-            if len(readers) == job.n_bands:  # whole chunks, no read-modify-write
-                group["sci"][:, ys, xs] = sci_block
-                group["err"][:, ys, xs] = err_block
-            else:
-                for i, (bj, _, _) in enumerate(readers):
-                    group["sci"][bj.index, ys, xs] = sci_block[i]
-                    group["err"][bj.index, ys, xs] = err_block[i]
-            del sci_block, err_block
-        if seg_reader is not None:
-            seg = seg_reader.read(ys, xs)
-            nread += seg.nbytes
-            seg_int = seg.astype(np.int32)
-            if not np.array_equal(seg_int, seg):
-                raise InputError(f"segmentation map ({job.seg.path}): non-integer values at "
-                                 f"rows {y0}:{y1}; it must hold integer source ids.")
-            group["seg"][ys, xs] = seg_int
-            seg_ids.update(np.unique(seg_int[seg_int != 0]).tolist())
+        for xa, xb in job.xs:
+            xs = slice(xa, xb)
+            if readers:
+                sci = np.empty((len(readers), y1 - y0, xb - xa), np.float32)
+                err = np.empty_like(sci)
+                empty = True
+                for i, (bj, rs, rn) in enumerate(readers):
+                    rs.read(ys, xs, out=sci[i])
+                    rn.read(ys, xs, out=err[i])
+                    empty &= _to_err(sci[i], err[i], bj.noise_kind)
+                nread += sci.nbytes + err.nbytes
+                if whole:
+                    for arr, fast, data in ((sci_arr, sci_w, sci), (err_arr, err_w, err)):
+                        (arr if empty else fast)[:, ys, xs] = data
+                else:  # the changed bands only: one read-modify-write per chunk
+                    sci_arr.oindex[band_index, ys, xs] = sci
+                    err_arr.oindex[band_index, ys, xs] = err
+                del sci, err
+            if seg_reader is not None:
+                seg = seg_reader.read(ys, xs)  # int64: ids exactly as in the file
+                nread += seg.size * abs(int(job.seg.header.get("BITPIX", 32))) // 8
+                lo, hi = int(seg.min()), int(seg.max())
+                if lo < 0 or hi > np.iinfo(np.int32).max:
+                    raise InputError(
+                        f"segmentation map ({job.seg.path}): ids from {lo} to {hi} at rows "
+                        f"{y0}:{y1}; galclust stores ids as int32 (0 = sky, 1..2147483647). "
+                        "Renumber the segmentation map and the catalog ids.")
+                seg_int = seg.astype(np.int32)
+                del seg
+                group["seg"][ys, xs] = seg_int
+                # hash-based unique: O(n), unlike np.unique's sort
+                seg_ids.update(pd.unique(seg_int.ravel()).tolist())
     finally:
         for _, rs, rn in readers:
             rs.close()

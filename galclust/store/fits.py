@@ -125,8 +125,12 @@ def image_info(path: str, hdu: int | str | None = None, *, what: str = "image") 
 _BITPIX = {8: ">u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}
 
 
+class _Truncated(Exception):
+    """A block read came back smaller than asked (the file ends early)."""
+
+
 class ImageReader:
-    """Read rectangular blocks of one FITS image as float32.
+    """Read rectangular blocks of one FITS image as float32 (or another dtype).
 
     Local, uncompressed files are read through a memory map made afresh for
     each block and dropped after it, so the resident memory of a reader is one
@@ -139,42 +143,74 @@ class ImageReader:
         From :func:`image_info`.
     what : str
         Name used in error messages (e.g. ``"F150W sci (f150w.fits)"``).
+    dtype : numpy dtype, optional
+        What blocks are returned as: float32 for pixels (default); int64 for a
+        segmentation map, whose ids float32 would round above 2**24.
     """
 
-    def __init__(self, info: ImageInfo, *, what: str) -> None:
+    def __init__(self, info: ImageInfo, *, what: str, dtype: Any = np.float32) -> None:
         self.info = info
         self.what = what
+        self.dtype = np.dtype(dtype)
         self._hdul: fits.HDUList | None = None
         h = info.header
         self._scale = (float(h.get("BSCALE", 1.0)), float(h.get("BZERO", 0.0)))
 
-    def read(self, ys: slice, xs: slice) -> np.ndarray:
-        """Return ``image[ys, xs]`` as a float32 array (BSCALE/BZERO applied)."""
+    def read(self, ys: slice, xs: slice, out: np.ndarray | None = None) -> np.ndarray:
+        """Return ``image[ys, xs]`` as an array of the reader's dtype (BSCALE/BZERO applied).
+
+        Parameters
+        ----------
+        ys, xs : slice
+            The rows and columns to read (with explicit start and stop).
+        out : numpy.ndarray, optional
+            An array of the block's shape and the reader's dtype to fill
+            (saves a copy).
+        """
         expected = (ys.stop - ys.start, xs.stop - xs.start)
+        if out is None:
+            out = np.empty(expected, dtype=self.dtype)
+        elif out.shape != expected or out.dtype != self.dtype:
+            raise ValueError(f"out is {out.dtype}{out.shape}, expected {self.dtype}{expected}")
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", AstropyWarning)
                 if self.info.data_offset is not None:
-                    dtype = _BITPIX[int(self.info.header["BITPIX"])]
+                    dtype = np.dtype(_BITPIX[int(self.info.header["BITPIX"])])
+                    ny, nx = self.info.shape
+                    y0, y1 = max(0, ys.start), min(ny, ys.stop)
+                    # map just the rows asked for: a small mapping is cheap to drop
                     mm = np.memmap(self.info.path, dtype=dtype, mode="r",
-                                   offset=self.info.data_offset, shape=self.info.shape)
-                    block = np.array(mm[ys, xs], dtype=np.float32)
-                    del mm
+                                   offset=self.info.data_offset + y0 * nx * dtype.itemsize,
+                                   shape=(max(0, y1 - y0), nx))
+                    block = mm[:, xs]
+                    if block.shape != expected:
+                        raise _Truncated(block.shape)
                     bscale, bzero = self._scale
-                    if (bscale, bzero) != (1.0, 0.0):
-                        block = block * np.float32(bscale) + np.float32(bzero)
+                    if (bscale, bzero) == (1.0, 0.0):
+                        # one pass: big-endian (or integer) FITS pixels -> native
+                        np.copyto(out, block, casting="unsafe")
+                    elif out.dtype.kind == "f":
+                        np.copyto(out, block, casting="unsafe")
+                        out *= out.dtype.type(bscale)
+                        out += out.dtype.type(bzero)
+                    else:  # integer output (e.g. uint32 as int32 + BZERO): exact in float64
+                        np.copyto(out, block * bscale + bzero, casting="unsafe")
+                    del block, mm
                 else:
                     if self._hdul is None:
                         self._hdul = _open(self.info.path)
-                    block = np.asarray(self._hdul[self.info.hdu].section[ys, xs],
-                                       dtype=np.float32)
+                    block = np.asarray(self._hdul[self.info.hdu].section[ys, xs])
+                    if block.shape != expected:
+                        raise _Truncated(block.shape)
+                    np.copyto(out, block, casting="unsafe")
+        except _Truncated as exc:
+            raise InputError(f"{self.what}: truncated data, rows {ys.start}:{ys.stop} "
+                             f"gave {exc.args[0]}, expected {expected}.") from None
         except (OSError, ValueError, TypeError, IndexError) as exc:
             raise InputError(f"{self.what}: data unreadable at rows {ys.start}:{ys.stop} "
                              f"(truncated or corrupt FITS: {exc}).") from None
-        if block.shape != expected:
-            raise InputError(f"{self.what}: truncated data, rows {ys.start}:{ys.stop} "
-                             f"gave {block.shape}, expected {expected}.")
-        return block
+        return out
 
     def close(self) -> None:
         """Release the open file, if any."""

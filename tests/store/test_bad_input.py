@@ -181,3 +181,17 @@ def test_errors_come_before_any_compute(survey, tmp_path):
         galclust.ingest(survey, store)
     _assert_nothing_written(store)
     assert np.isfinite(fits.getdata(m.bands[0].sci)).any()
+
+
+def test_segmentation_with_negative_ids(survey, tmp_path):
+    m = load_manifest(survey)
+    with fits.open(m.segmentation.path, mode="update") as hdul:
+        seg = hdul[0].data.astype(np.int32)
+        seg[5, 5] = -3
+        hdul[0].data = seg
+    store = str(tmp_path / "c.zarr")
+    with pytest.raises(InputError, match=r"segmentation map \(.*seg\.fits\): ids from -3 to "
+                                         r"\d+ at rows 0:\d+.*int32"):
+        galclust.ingest(survey, store)
+    with pytest.raises(StoreError, match="did not complete"):
+        galclust.open_cube(store)

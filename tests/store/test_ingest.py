@@ -166,6 +166,23 @@ def test_changed_band_rewrites_only_that_band(survey_copy, tmp_path):
         assert digest == xxhash.xxh3_128(fh.read()).hexdigest()
 
 
+def test_two_changed_bands_are_rewritten_together(survey_copy, tmp_path):
+    """Bands 0 and 2 change (not neighbours): both are rewritten, the others kept."""
+    store = str(tmp_path / "field.zarr")
+    m = load_manifest(survey_copy)
+    old = galclust.ingest(survey_copy, store, tile=64).load()
+    for i, factor in ((0, 3.0), (2, -1.0)):
+        with fits.open(m.bands[i].sci, mode="update") as hdul:
+            hdul[0].data = hdul[0].data * factor
+    cube, rep = galclust.ingest(survey_copy, store, tile=64, report=True)
+    assert rep.bands_written == ["F115W", "F356W"]
+    new = cube.load()
+    for i, factor in ((0, 3.0), (1, 1.0), (2, -1.0), (3, 1.0)):
+        np.testing.assert_allclose(new["sci"][i].values, old["sci"][i].values * factor,
+                                   rtol=1e-6)
+        np.testing.assert_array_equal(new["err"][i].values, old["err"][i].values)
+
+
 def _status(store: str) -> str | None:
     import json
 
@@ -247,3 +264,61 @@ def test_open_cube_is_lazy(survey, tmp_path):
 def test_open_cube_without_store(tmp_path):
     with pytest.raises(StoreError, match="no cube store"):
         galclust.open_cube(str(tmp_path / "nothing.zarr"))
+
+
+def _set_coverage(manifest: str, region: tuple[slice, slice], covered: bool) -> None:
+    """Give (or take away) coverage of ``region`` in every band's noise map."""
+    m = load_manifest(manifest)
+    for band in m.bands:
+        with fits.open(band.noise_path, mode="update") as hdul:
+            data = hdul[0].data
+            if covered:
+                data[region] = 1.0 if band.noise_kind == "weight" else 0.05
+            else:
+                data[region] = 0.0  # zero weight, or a zero error: no coverage
+            hdul[0].data = data
+
+
+def test_chunks_without_coverage_are_not_stored(survey_copy, tmp_path):
+    """A chunk no band covers is not written; it reads as no coverage (0 flux,
+    +inf error), and one that loses its coverage on re-ingest is removed, not
+    left stale."""
+    store = str(tmp_path / "field.zarr")
+    block = (slice(64, 128), slice(64, 128))  # chunk 0/1/1
+    _set_coverage(survey_copy, block, covered=False)
+    galclust.ingest(survey_copy, store, tile=64)
+    for var in ("sci", "err"):
+        files = _chunk_files(store, var)
+        assert "0/1/1" not in files and "0/2/2" in files, sorted(files)[:5]
+    cube = galclust.open_cube(store).load()
+    assert np.all(cube["sci"].values[:, 64:128, 64:128] == 0)
+    assert np.all(np.isinf(cube["err"].values[:, 64:128, 64:128]))
+
+    _set_coverage(survey_copy, block, covered=True)  # every band changes
+    cube, rep = galclust.ingest(survey_copy, store, tile=64, report=True)
+    assert len(rep.bands_written) == 4
+    assert "0/1/1" in _chunk_files(store, "err")
+    err = cube["err"].values[:, 64:128, 64:128]
+    assert np.all(np.isfinite(err)) and np.all(err > 0)
+
+    _set_coverage(survey_copy, block, covered=False)
+    cube = galclust.ingest(survey_copy, store, tile=64).load()
+    assert "0/1/1" not in _chunk_files(store, "err") and "0/1/1" not in _chunk_files(store, "sci")
+    assert np.all(np.isinf(cube["err"].values[:, 64:128, 64:128]))
+    assert np.all(cube["sci"].values[:, 64:128, 64:128] == 0)
+
+
+def test_segmentation_ids_are_kept_exactly(survey_copy, tmp_path):
+    """Ids above 2**24 (where float32 rounds) come through unchanged."""
+    m = load_manifest(survey_copy)
+    with fits.open(m.segmentation.path, mode="update") as hdul:
+        seg = hdul[0].data.astype(np.int32)
+        seg[10:20, 10:20] = 2**24 + 1
+        seg[30:40, 10:20] = 2**31 - 1
+        hdul[0].data = seg
+    cube = galclust.ingest(survey_copy, str(tmp_path / "field.zarr"), tile=64)
+    got = cube["seg"].values
+    assert np.all(got[10:20, 10:20] == 2**24 + 1)
+    assert np.all(got[30:40, 10:20] == 2**31 - 1)
+    np.testing.assert_array_equal(got[100:], seg[100:])
+    assert cube.attrs["segmentation"]["ids_not_in_catalog"] == 2
