@@ -6,6 +6,7 @@ memory whole; local files are memory-mapped, remote ones read by byte range.
 
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 from dataclasses import dataclass
@@ -36,8 +37,9 @@ class ImageInfo:
     header: fits.Header
     data_offset: int | None = None  # byte offset of raw, uncompressed local data
 
-    @property
+    @functools.cached_property
     def wcs(self) -> WCS:
+        """The celestial WCS of the header (built once: astropy's parsing is slow)."""
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FITSFixedWarning)
             return WCS(self.header).celestial
