@@ -228,14 +228,18 @@ def _to_err(sci: np.ndarray, err: np.ndarray, kind: str) -> bool:
     bool
         True when no pixel of the block is covered.
     """
-    # In place on freshly read float32 blocks: this runs on every pixel.
-    uncovered = ~(err > 0)  # NaN, zero and negative noise
-    uncovered |= np.isinf(err)
+    # In place on freshly read float32 blocks: this runs on every pixel, so it
+    # makes as few passes as it can (the machine is memory-bound here).
+    covered = err > 0  # False for NaN, zero and negative noise
+    covered &= err < np.inf
+    covered &= np.isfinite(sci)
     if kind == "weight":
         with np.errstate(divide="ignore", invalid="ignore"):
             np.sqrt(err, out=err)
-            np.reciprocal(err, out=err)
-    uncovered |= ~np.isfinite(sci)
+            np.divide(1.0, err, out=err)
+    if covered.all():  # the common case inside a mosaic: nothing to mark
+        return False
+    uncovered = np.logical_not(covered, out=covered)
     np.copyto(err, np.float32(np.inf), where=uncovered)
     np.copyto(sci, np.float32(0), where=uncovered)
     return bool(uncovered.all())
