@@ -92,10 +92,23 @@ def plot_embedding(table: pd.DataFrame, labels: pd.DataFrame | None = None, *,
     return fig
 
 
-def grid_sample(xs: np.ndarray, ys: np.ndarray, grid: int) -> tuple[np.ndarray, np.ndarray]:
+def grid_sample(xs: np.ndarray, ys: np.ndarray, grid: int,
+                clip: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Pick at most one source per cell of a ``grid x grid`` lattice over the map.
 
     The source nearest to each occupied cell's centre is kept.
+
+    Parameters
+    ----------
+    xs, ys : ndarray
+        Map coordinates (NaN: not placed).
+    grid : int
+        Cells per side.
+    clip : float
+        Percent of the sources to leave outside the lattice on each side of
+        each axis (0: the lattice spans every source). A few far outliers (the
+        brightest stars on a PCA map) otherwise squeeze everyone else into a
+        handful of cells; with ``clip`` they are drawn in the edge cells.
 
     Returns
     -------
@@ -107,14 +120,19 @@ def grid_sample(xs: np.ndarray, ys: np.ndarray, grid: int) -> tuple[np.ndarray, 
     xs, ys = np.asarray(xs, float), np.asarray(ys, float)
     if grid < 1:
         raise InputError(f"grid={grid!r} must be >= 1.")
+    if not 0 <= clip < 50:
+        raise InputError(f"clip={clip!r} must be a percentage in [0, 50).")
     ok = np.isfinite(xs) & np.isfinite(ys)
     if not ok.any():
         return np.zeros(0, int), np.zeros((0, 2), int)
-    x0, x1, y0, y1 = xs[ok].min(), xs[ok].max(), ys[ok].min(), ys[ok].max()
+    x0, x1 = np.percentile(xs[ok], [clip, 100 - clip])
+    y0, y1 = np.percentile(ys[ok], [clip, 100 - clip])
     wx, wy = (x1 - x0) / grid or 1.0, (y1 - y0) / grid or 1.0
-    cx = np.clip(((xs - x0) / wx).astype(int), 0, grid - 1)
-    cy = np.clip(((ys - y0) / wy).astype(int), 0, grid - 1)
-    dist = np.hypot((xs - x0) / wx - cx - 0.5, (ys - y0) / wy - cy - 0.5)
+    cx = np.clip(np.floor((np.where(ok, xs, x0) - x0) / wx), 0, grid - 1).astype(int)
+    cy = np.clip(np.floor((np.where(ok, ys, y0) - y0) / wy), 0, grid - 1).astype(int)
+    # distance to the cell centre, outliers measured from inside the lattice
+    dist = np.hypot(np.clip((xs - x0) / wx, 0, grid) - cx - 0.5,
+                    np.clip((ys - y0) / wy, 0, grid) - cy - 0.5)
     rows = np.flatnonzero(ok)
     order = rows[np.lexsort((dist[rows], cx[rows], cy[rows]))]
     key = cy[order] * grid + cx[order]
@@ -151,7 +169,7 @@ def thumbnail_rgb(stamps: np.ndarray, *, bands: tuple[int, int, int] | None = No
 def plot_imaged_embedding(table: pd.DataFrame, cutouts: Any, ids: Any, *, grid: int = 30,
                           x: str = "map_x", y: str = "map_y",
                           bands: tuple[int, int, int] | None = None, mark_flagged: bool = True,
-                          figsize: float = 9.0) -> Figure:
+                          clip: float = 1.0, figsize: float = 9.0) -> Figure:
     """The embedding drawn with each (grid-subsampled) source's cutout at its place.
 
     Parameters
@@ -171,6 +189,9 @@ def plot_imaged_embedding(table: pd.DataFrame, cutouts: Any, ids: Any, *, grid: 
         Band indices for R, G, B.
     mark_flagged : bool
         Draw a red frame around flagged sources' thumbnails.
+    clip : float
+        Percent of sources per side and axis drawn in the edge cells rather
+        than stretching the lattice to reach them (see :func:`grid_sample`).
     figsize : float
         Figure side in inches.
 
@@ -185,7 +206,8 @@ def plot_imaged_embedding(table: pd.DataFrame, cutouts: Any, ids: Any, *, grid: 
                          f"{len(ids)}.")
     rows = pd.Index(ids).get_indexer(table["id"].to_numpy())
     have = rows >= 0
-    chosen, cells = grid_sample(np.where(have, xs, np.nan), np.where(have, ys, np.nan), grid)
+    chosen, cells = grid_sample(np.where(have, xs, np.nan), np.where(have, ys, np.nan), grid,
+                                clip=clip)
     fig = plt.figure(figsize=(figsize, figsize))
     ax = fig.add_axes((0.02, 0.02, 0.96, 0.93))
     ax.set_facecolor("black")

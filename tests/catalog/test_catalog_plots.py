@@ -53,6 +53,24 @@ def test_grid_sample_one_per_cell():
     np.testing.assert_array_equal(cx, cells[:, 1])
 
 
+def test_grid_sample_clip_keeps_outliers_from_squeezing_the_map():
+    """Three bright-star outliers far out on one axis: spanning them leaves the
+    cloud in a few cells; clipping 1% per side spreads it over the lattice and
+    puts the outliers in the edge column."""
+    rng = np.random.default_rng(2)
+    x, y = rng.normal(size=3000), rng.normal(size=3000)
+    x[:3] = 500.0
+    idx_all, cells_all = grid_sample(x, y, 10)
+    idx, cells = grid_sample(x, y, 10, clip=1.0)
+    assert len(np.unique(cells_all[:, 1])) == 2  # the cloud's column and the outliers'
+    assert len(idx) > 60 and len(np.unique(cells[:, 1])) == 10
+    edge = idx[cells[:, 1] == 9]
+    assert len(edge) >= 1 and set(cells[np.isin(idx, [0, 1, 2]), 1]) <= {9}
+    assert np.all(x[edge] > np.percentile(x, 90))  # the edge column holds the far right
+    with pytest.raises(InputError, match="clip"):
+        grid_sample(x, y, 10, clip=50)
+
+
 def test_imaged_embedding_thumbnails_do_not_overlap(flagged, cube, catalog, tmp_path):
     from galclust.catalog.survey import survey_cutouts
 
