@@ -238,8 +238,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="make a synthetic survey and run the pipeline on it",
                        description="Generate a small synthetic JWST-like survey (8 NIRCam "
-                       "bands) in a work folder, ingest it into a cube store on a local Dask "
-                       "cluster and report what was built.")
+                       "bands) with known truth in a work folder and run the nightly pipeline "
+                       "on it (Prefect, a local Dask cluster): ingest into a cube store, "
+                       "pixel-SED clustering of every galaxy, spurious-source flags, publish "
+                       "to a results store. Prints what was built, accuracy against the "
+                       "truth, and where the pictures are.")
     p.add_argument("--workdir", default="galclust-demo",
                    help="folder for the synthetic survey and stores (default: %(default)s)")
     p.add_argument("--size", type=int, default=1024,

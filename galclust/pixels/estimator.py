@@ -55,7 +55,9 @@ from galclust.pixels.distance import (
 )
 from galclust.pixels.flags import PixelFlag
 from galclust.pixels.nclusters import (
+    CHI2_SIGMA,
     cluster_snr,
+    clustered_chi2,
     gap_prefers_one,
     is_single_population,
     merge_gaussians,
@@ -123,7 +125,11 @@ class PixelClusterer(ClusterMixin, BaseEstimator):
     k_range : (int, int)
         Smallest and largest k considered by ``"auto"`` and ``"snr:..."``.
     chi2_threshold : float
-        Reduced χ² above which k = 1 is rejected (see nclusters).
+        Reduced χ² above which the pixels (k = 1) or each cluster are not one
+        SED population (see :mod:`~galclust.pixels.nclusters`).
+    min_explained : float
+        ``"auto"`` with errors: the fraction of the remaining χ² excess one
+        more cluster must remove to be taken (default 0.7; see nclusters).
     covariance_type : str
         Of the Gaussian mixture.
     eps, min_samples : float, int, optional
@@ -154,7 +160,8 @@ class PixelClusterer(ClusterMixin, BaseEstimator):
     def __init__(self, method: str = "kmeans", n_clusters: Any = "auto", *,
                  normalize: str = "l2", metric: str = "euclidean", linkage: str = "ward",
                  wavelength: Any = None, k_range: tuple[int, int] = (1, 6),
-                 chi2_threshold: float = 1.5, covariance_type: str = "full",
+                 chi2_threshold: float = 1.5, min_explained: float = 0.7,
+                 covariance_type: str = "full",
                  eps: float | None = None, min_samples: int | None = None,
                  min_cluster_size: int | None = None, n_init: int = 2,
                  max_pairwise: int = 4000, memory_budget: int = DEFAULT_MEMORY_BUDGET,
@@ -169,6 +176,7 @@ class PixelClusterer(ClusterMixin, BaseEstimator):
         self.wavelength = wavelength
         self.k_range = k_range
         self.chi2_threshold = chi2_threshold
+        self.min_explained = min_explained
         self.covariance_type = covariance_type
         self.eps = eps
         self.min_samples = min_samples
@@ -353,6 +361,10 @@ class PixelClusterer(ClusterMixin, BaseEstimator):
         if density:
             labels = self._fit_density(data, pairwise)
             return labels, int(labels.max()) + 1
+        if err is not None and not use_bic:
+            self.criterion_ = "chi2"
+            return self._choose_chi2(data, pairwise, flux, err, max(2, kmin),
+                                     max(kmax_eff, 2))
         best_k, best_labels, best = None, None, None
         for k in range(max(2, kmin), max(kmax_eff, 2) + 1):
             labels = self._fit_k(data, pairwise, k)
@@ -366,6 +378,21 @@ class PixelClusterer(ClusterMixin, BaseEstimator):
         if best_k is None:
             return np.zeros(n, dtype=np.int64), 1
         return best_labels, best_k
+
+    def _choose_chi2(self, data: np.ndarray, pairwise: bool, flux: np.ndarray,
+                     err: np.ndarray, k: int, kmax: int) -> tuple[np.ndarray, int]:
+        """Add clusters while each still removes ``min_explained`` of the χ² excess."""
+        labels = self._fit_k(data, pairwise, k)
+        reduced, sig = clustered_chi2(flux, err, labels)
+        self.k_scores_[k] = reduced
+        while k < kmax and reduced > self.chi2_threshold and sig > CHI2_SIGMA:
+            more = self._fit_k(data, pairwise, k + 1)
+            r_more, s_more = clustered_chi2(flux, err, more)
+            self.k_scores_[k + 1] = r_more
+            if not (reduced - r_more) >= self.min_explained * (reduced - 1.0):
+                break
+            k, labels, reduced, sig = k + 1, more, r_more, s_more
+        return labels, k
 
     def _embedding(self, data: np.ndarray, pairwise: bool) -> np.ndarray:
         if not pairwise:

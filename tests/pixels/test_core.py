@@ -69,7 +69,7 @@ def test_options_reach_the_estimator(make_halves, wavelength):
     sci, err, mask, _ = make_halves()
     res = cluster_galaxy(sci, err, mask, wavelength, method="agglomerative",
                          linkage="average", metric="chi2", k_range=(3, 3))
-    assert res.n_clusters == 3 and res.criterion == "silhouette"
+    assert res.n_clusters == 3 and res.criterion == "chi2"
 
 
 # --------------------------------------------------------------------------- degenerate

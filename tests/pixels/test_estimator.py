@@ -159,3 +159,56 @@ def test_bad_calls_raise_before_compute(pixels):
         PixelClusterer(k_range=(3, 2)).fit(flux)
     with pytest.raises(InputError, match="err has shape"):
         PixelClusterer().fit(flux, err=err[:3])
+
+
+# --------------------------------------------------------------------------- the χ² rule for k
+_SHAPES = np.array([[1.0, 1.2, 1.5, 2.0, 2.6, 3.3],    # red
+                    [3.0, 2.5, 2.0, 1.6, 1.3, 1.1],    # blue
+                    [1.0, 1.0, 3.0, 1.0, 1.0, 1.0]])   # an emission line in band 3
+
+
+def _populations(shapes, n=300, snr=40.0, seed=0):
+    """Pixels of the given SED shapes, brightness varying 1-4x, Gaussian noise."""
+    rng = np.random.default_rng(seed)
+    lab = np.repeat(np.arange(len(shapes)), n)
+    model = shapes[lab] * rng.uniform(1, 4, len(lab))[:, None]
+    err = np.full_like(model, model.mean() / snr)
+    return model + rng.normal(0, err), err, lab
+
+
+def test_clustered_chi2_is_one_for_pure_noise_around_each_shape():
+    from galclust.pixels.nclusters import clustered_chi2
+
+    flux, err, lab = _populations(_SHAPES)
+    right, _ = clustered_chi2(flux, err, lab)
+    merged, sig = clustered_chi2(flux, err, np.minimum(lab, 1))
+    assert right == pytest.approx(1.0, abs=0.05)
+    assert merged > 10 and sig > 5
+    ignored = np.where(lab == 2, -1, lab)  # -1 pixels are left out
+    assert clustered_chi2(flux, err, ignored)[0] == pytest.approx(1.0, abs=0.05)
+    assert np.isnan(clustered_chi2(flux, err, np.full(len(lab), -1))[0])
+
+
+@pytest.mark.parametrize("method", ["kmeans", "agglomerative", "spectral"])
+def test_auto_k_finds_three_populations_by_chi2(method):
+    flux, err, lab = _populations(_SHAPES, n=200)
+    est = PixelClusterer(method=method).fit(flux, err=err)
+    assert est.criterion_ == "chi2" and est.n_clusters_ == 3
+    assert adjusted_rand_score(lab, est.labels_) > 0.95
+    # reduced chi2 per k tried: at 3 it is down to the noise, so 4 is not tried
+    assert sorted(est.k_scores_) == [2, 3]
+    assert est.k_scores_[3] == pytest.approx(1.0, abs=0.1) and est.k_scores_[2] > 5
+
+
+def test_auto_k_does_not_cut_a_smooth_colour_gradient_into_many():
+    """One population whose colour drifts smoothly (red to blue across the
+    galaxy): the split in two is real, further cuts remove less than 70 % of
+    what is left and are refused."""
+    rng = np.random.default_rng(1)
+    t = rng.uniform(0, 1, 900)[:, None]
+    model = ((1 - t) * _SHAPES[0] + t * _SHAPES[1]) * rng.uniform(1, 4, (900, 1))
+    err = np.full_like(model, model.mean() / 40)
+    est = PixelClusterer().fit(model + rng.normal(0, err), err=err)
+    assert est.criterion_ == "chi2" and est.n_clusters_ == 2, est.k_scores_
+    strict = PixelClusterer(min_explained=0.3).fit(model + rng.normal(0, err), err=err)
+    assert strict.n_clusters_ > 2  # the threshold is what stops it
