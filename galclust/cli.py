@@ -339,7 +339,8 @@ def _add_pixels_parser(sub: Any) -> None:
     p.add_argument("--metric", default="euclidean",
                    help="euclidean, xcorr, wavelength or chi2 (default: %(default)s)")
     p.add_argument("--n-clusters", default="auto",
-                   help="auto (BIC / silhouette), snr:TARGET, or an integer "
+                   help="auto (chi2 test of each added cluster; BIC for gmm), snr:TARGET, "
+                   "or an integer "
                    "(default: %(default)s)")
     p.add_argument("--snr-min", type=float, default=3.0,
                    help="minimum median S/N of a pixel across bands (default: %(default)s)")

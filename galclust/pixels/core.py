@@ -53,10 +53,11 @@ class PixelResult:
     chi2_single : float
         Reduced χ² of the selected pixels against one common SED shape.
     criterion : str
-        How k was chosen: ``single``, ``silhouette``, ``bic``, ``snr``,
-        ``fixed``, ``density``, ``degenerate`` or ``none``.
+        How k was chosen: ``single``, ``chi2``, ``silhouette`` (no errors),
+        ``bic``, ``snr``, ``fixed``, ``density``, ``degenerate`` or ``none``.
     k_scores : dict of int to float
-        The criterion for every k tried.
+        The criterion for every k tried (for ``chi2``: the reduced χ² of the
+        pixels against their clusters' shapes).
     selection : ndarray of bool, (y, x)
         The selected pixels.
     """
