@@ -418,8 +418,42 @@ def serve_deployment(deployment: Any, *, run_now: bool = False, limit: int = 1) 
         asyncio.run(runner.start())
 
 
-def _exit_on_sigterm(signum: int, frame: Any) -> None:
-    sys.exit(0)
+class _SigtermExit:
+    """SIGTERM → ``SystemExit`` in the main thread, made to stick.
+
+    Python runs a signal handler between two bytecodes of the main thread, and
+    that can be inside a weakref callback or ``__del__``, where the exception
+    it raises is printed ("Exception ignored in ...") and dropped: the service
+    would go on serving until killed. So the first SIGTERM also starts a
+    watchdog that sends SIGTERM again every ``retry`` seconds until the main
+    thread calls :meth:`unwinding` on its way out.
+    """
+
+    def __init__(self, retry: float = 3.0) -> None:
+        self.retry = retry
+        self._unwinding = threading.Event()
+        self._watchdog: threading.Thread | None = None
+
+    def install(self) -> None:
+        signal.signal(signal.SIGTERM, self._handler)
+
+    def unwinding(self) -> None:
+        """The exit is under way: no more SIGTERMs to raise or resend."""
+        self._unwinding.set()
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        if self._unwinding.is_set():
+            return
+        if self._watchdog is None:
+            self._watchdog = threading.Thread(target=self._resend, daemon=True,
+                                              name="galclust-sigterm")
+            self._watchdog.start()
+        raise SystemExit(0)
+
+    def _resend(self) -> None:
+        main = threading.main_thread().ident
+        while not self._unwinding.wait(self.retry):
+            signal.pthread_kill(main, signal.SIGTERM)
 
 
 def run_service(deployment: Any, *, run_now: bool = False, prefect_port: int = 4200) -> None:
@@ -437,19 +471,24 @@ def run_service(deployment: Any, *, run_now: bool = False, prefect_port: int = 4
 
     home = str(PREFECT_HOME.value())
     os.makedirs(home, exist_ok=True)
+    stopper = _SigtermExit()
     if threading.current_thread() is threading.main_thread():  # stop the server on SIGTERM
-        signal.signal(signal.SIGTERM, _exit_on_sigterm)  # (the runner adds its own later)
+        stopper.install()  # (the runner adds its own while it serves)
     print(f"no PREFECT_API_URL: starting a local Prefect server on 127.0.0.1:{prefect_port} "
           f"(database in {home})", flush=True)
-    with local_prefect_server(port=prefect_port,
-                              log_path=os.path.join(home, "galclust-server.log")) as url:
-        os.environ["PREFECT_API_URL"] = url  # for the runner's flow-run processes
-        try:
-            with temporary_settings({PREFECT_API_URL: url}):
-                print(describe_deployment(deployment, api_url=url), flush=True)
-                serve_deployment(deployment, run_now=run_now)
-        finally:
-            os.environ.pop("PREFECT_API_URL", None)
+    try:
+        with local_prefect_server(port=prefect_port,
+                                  log_path=os.path.join(home, "galclust-server.log")) as url:
+            os.environ["PREFECT_API_URL"] = url  # for the runner's flow-run processes
+            try:
+                with temporary_settings({PREFECT_API_URL: url}):
+                    print(describe_deployment(deployment, api_url=url), flush=True)
+                    serve_deployment(deployment, run_now=run_now)
+            finally:
+                stopper.unwinding()  # first, so the server's shutdown is not interrupted
+                os.environ.pop("PREFECT_API_URL", None)
+    finally:
+        stopper.unwinding()
 
 
 # --------------------------------------------------------------------------- command line

@@ -1,0 +1,54 @@
+"""`galclust serve` stops on SIGTERM even when the first one lands where Python drops it."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import textwrap
+
+CHILD = textwrap.dedent("""
+    import sys, time, weakref
+    from galclust.serve import _SigtermExit
+
+    stopper = _SigtermExit(retry=0.3)
+    stopper.install()
+
+    class Thing:
+        pass
+
+    def callback(ref):
+        print("in callback", flush=True)
+        time.sleep(5)  # SIGTERM arrives here: its SystemExit is printed and ignored
+
+    thing = Thing()
+    ref = weakref.ref(thing, callback)
+    try:
+        del thing  # runs the callback
+        print("after callback", flush=True)
+        while True:  # serving
+            time.sleep(0.05)
+    finally:
+        stopper.unwinding()
+        print("unwound", flush=True)
+""")
+
+
+def test_sigterm_swallowed_in_a_weakref_callback_is_sent_again(tmp_path):
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "in callback"
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    # the first SystemExit was dropped inside the callback; the process went on ...
+    assert "Exception ignored" in err and "SystemExit" in err
+    assert out.splitlines() == ["after callback", "unwound"]
+    # ... and the watchdog's SIGTERM then ended it cleanly
+    assert proc.returncode == 0, err
