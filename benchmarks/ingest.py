@@ -24,8 +24,20 @@ import sys
 import tempfile
 import time
 
-CHILD_INGEST = """
-import json, resource, sys, time
+PEAK_RSS = """
+def peak_rss():
+    # VmHWM: this process's own high-water mark. ru_maxrss would also count the
+    # parent's resident memory at fork (Linux carries it across exec).
+    try:
+        with open("/proc/self/status") as fh:
+            return next(int(l.split()[1]) * 1024 for l in fh if l.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        import resource
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+"""
+
+CHILD_INGEST = PEAK_RSS + """
+import json, sys, time
 import galclust, galclust.store.cube, dask.array, xarray  # imports are not ingest work
 if __name__ == "__main__":
     workers = int(sys.argv[5])
@@ -38,16 +50,15 @@ if __name__ == "__main__":
     cube, rep = galclust.ingest(sys.argv[1], sys.argv[2], tile=int(sys.argv[3]), report=True,
                                 verify=True, compression=sys.argv[4], client=client)
     dt = time.perf_counter() - t
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    rss = peak_rss()
     if client is not None:  # the workers' peak too: memory per process
-        rss = max([rss] + list(client.run(
-            lambda: __import__("resource").getrusage(0).ru_maxrss * 1024).values()))
+        rss = max([rss] + list(client.run(peak_rss).values()))
         client.close()
     print(json.dumps({"seconds": dt, "bytes": rep.bytes_read, "rss": rss}))
 """
 
-CHILD_BASELINE = """
-import json, os, resource, sys, time
+CHILD_BASELINE = PEAK_RSS + """
+import json, os, sys, time
 import numpy as np
 from galclust.config import load_manifest
 from astropy.io import fits
@@ -64,8 +75,7 @@ for i, p in enumerate(paths):
         nbytes += data.nbytes
     del data
 dt = time.perf_counter() - t
-print(json.dumps({"seconds": dt, "bytes": nbytes,
-                  "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
+print(json.dumps({"seconds": dt, "bytes": nbytes, "rss": peak_rss()}))
 """
 
 
