@@ -62,15 +62,18 @@ import json, os, sys, time
 import numpy as np
 from galclust.config import load_manifest
 from astropy.io import fits
+from galclust.store.fits import image_info
 m = load_manifest(sys.argv[1])
 out = sys.argv[2]
 os.makedirs(out, exist_ok=True)
-paths = [p for b in m.bands for p in (b.sci, b.noise_path)] + [m.segmentation.path]
+images = [(b.sci, b.sci_hdu) for b in m.bands] + [(b.noise_path, b.noise_hdu) for b in m.bands]
+images.append((m.segmentation.path, m.segmentation.hdu))
+hdus = [image_info(p, h).hdu for p, h in images]  # the HDU the manifest names (e.g. SCI)
 t = time.perf_counter()
 nbytes = 0
-for i, p in enumerate(paths):
+for i, ((p, _), hdu) in enumerate(zip(images, hdus)):
     with fits.open(p, memmap=False) as hdul:
-        data = hdul[0].data
+        data = hdul[hdu].data
         np.save(os.path.join(out, f"{i}.npy"), data)
         nbytes += data.nbytes
     del data
@@ -83,10 +86,12 @@ def _child(code: str, *args: str) -> dict:
     with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as fh:
         fh.write(code)  # a file, not -c: process-based Dask workers re-import __main__
     try:
-        out = subprocess.run([sys.executable, fh.name, *args], check=True,
+        out = subprocess.run([sys.executable, fh.name, *args], check=False,
                              capture_output=True, text=True)
     finally:
         os.unlink(fh.name)
+    if out.returncode != 0:
+        raise SystemExit(f"benchmark step failed ({out.returncode}):\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

@@ -25,7 +25,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from galclust.errors import InputError, did_you_mean
@@ -337,11 +337,15 @@ def _health(url: str, timeout: float = 2.0) -> bool:
 
 @contextlib.contextmanager
 def local_prefect_server(*, port: int = 4200, host: str = "127.0.0.1",
-                         timeout: float = 180.0, log_path: str | None = None) -> Iterator[str]:
+                         timeout: float = 180.0, log_path: str | None = None,
+                         on_stop: Callable[[], None] | None = None) -> Iterator[str]:
     """Run ``prefect server start`` (scheduler included) for as long as the context.
 
     The database lives under ``PREFECT_HOME`` (default ``~/.prefect``), so run
     history outlives the service. Yields the API URL.
+
+    ``on_stop`` is called first when the context ends (before the server is
+    stopped), however it ends.
 
     Raises
     ------
@@ -376,6 +380,8 @@ def local_prefect_server(*, port: int = 4200, host: str = "127.0.0.1",
             time.sleep(0.5)
         yield url
     finally:
+        if on_stop is not None:
+            on_stop()
         proc.terminate()
         try:
             proc.wait(30)
@@ -433,9 +439,16 @@ class _SigtermExit:
         self.retry = retry
         self._unwinding = threading.Event()
         self._watchdog: threading.Thread | None = None
+        self._previous: Any = None
 
     def install(self) -> None:
-        signal.signal(signal.SIGTERM, self._handler)
+        self._previous = signal.signal(signal.SIGTERM, self._handler)
+
+    def restore(self) -> None:
+        """Put back the SIGTERM handler that was there before :meth:`install`."""
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+            self._previous = None
 
     def unwinding(self) -> None:
         """The exit is under way: no more SIGTERMs to raise or resend."""
@@ -477,7 +490,7 @@ def run_service(deployment: Any, *, run_now: bool = False, prefect_port: int = 4
     print(f"no PREFECT_API_URL: starting a local Prefect server on 127.0.0.1:{prefect_port} "
           f"(database in {home})", flush=True)
     try:
-        with local_prefect_server(port=prefect_port,
+        with local_prefect_server(port=prefect_port, on_stop=stopper.unwinding,
                                   log_path=os.path.join(home, "galclust-server.log")) as url:
             os.environ["PREFECT_API_URL"] = url  # for the runner's flow-run processes
             try:
@@ -489,6 +502,7 @@ def run_service(deployment: Any, *, run_now: bool = False, prefect_port: int = 4
                 os.environ.pop("PREFECT_API_URL", None)
     finally:
         stopper.unwinding()
+        stopper.restore()
 
 
 # --------------------------------------------------------------------------- command line

@@ -56,6 +56,7 @@ from galclust.pixels.distance import (
 from galclust.pixels.flags import PixelFlag
 from galclust.pixels.nclusters import (
     CHI2_SIGMA,
+    MIN_SPLIT_PIXELS,
     cluster_snr,
     clustered_chi2,
     gap_prefers_one,
@@ -362,6 +363,8 @@ class PixelClusterer(ClusterMixin, BaseEstimator):
             labels = self._fit_density(data, pairwise)
             return labels, int(labels.max()) + 1
         if err is not None and not use_bic:
+            if max(2, kmin) > max(kmax_eff, 2):  # fewer pixels than kmin asks for
+                return np.zeros(n, dtype=np.int64), 1
             self.criterion_ = "chi2"
             return self._choose_chi2(data, pairwise, flux, err, max(2, kmin),
                                      max(kmax_eff, 2))
@@ -391,6 +394,8 @@ class PixelClusterer(ClusterMixin, BaseEstimator):
             self.k_scores_[k + 1] = r_more
             if not (reduced - r_more) >= self.min_explained * (reduced - 1.0):
                 break
+            if np.bincount(more[more >= 0], minlength=k + 1).min() < MIN_SPLIT_PIXELS:
+                break  # a cluster of a few outlier pixels (a cosmic ray) is not a population
             k, labels, reduced, sig = k + 1, more, r_more, s_more
         return labels, k
 

@@ -27,7 +27,8 @@ The rule (``n_clusters="auto"``, ``k_range=(kmin, kmax)``, default 1..6):
      inconsistent with one SED each (reduced χ² ``R_k`` above
      ``chi2_threshold`` and significant, as in step 1) *and* the extra
      cluster removes at least ``min_explained`` (default 0.7) of the excess
-     ``R_k − 1``. A genuinely distinct population removes most of the excess
+     ``R_k − 1`` (and no cluster has fewer than ``MIN_SPLIT_PIXELS`` = 5
+     pixels: a cosmic-ray pixel fits its own shape exactly). A genuinely distinct population removes most of the excess
      (0.8–1.0 on synthetic surveys); splitting one population's scatter or a
      smooth colour gradient removes less (a Gaussian spread split in two:
      2/π ≈ 0.64; a uniform gradient going from 2 to 3 pieces: 0.56).
@@ -74,6 +75,9 @@ __all__ = [
 
 #: Significance (sigma) the χ² excess must reach to reject a single population.
 CHI2_SIGMA = 5.0
+#: The χ² rule does not add a cluster that would hold fewer pixels than this:
+#: a pixel or two with a cosmic ray fit their own "shape" exactly.
+MIN_SPLIT_PIXELS = 5
 
 
 def single_population_chi2(flux: np.ndarray, err: np.ndarray) -> tuple[float, float]:

@@ -283,7 +283,9 @@ def _ingest_block(job: _BlockJob) -> dict[str, Any]:
                     rs.read(ys, xs, out=sci[i])
                     rn.read(ys, xs, out=err[i])
                     empty &= _to_err(sci[i], err[i], bj.noise_kind)
-                nread += sci.nbytes + err.nbytes
+                nread += sci[0].size * sum(  # raw FITS bytes, whatever their BITPIX
+                    abs(int(r.info.header.get("BITPIX", -32))) // 8
+                    for _, rs, rn in readers for r in (rs, rn))
                 if whole:
                     for arr, fast, data in ((sci_arr, sci_w, sci), (err_arr, err_w, err)):
                         (arr if empty else fast)[:, ys, xs] = data

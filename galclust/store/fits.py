@@ -197,7 +197,7 @@ class ImageReader:
                         out *= out.dtype.type(bscale)
                         out += out.dtype.type(bzero)
                     else:  # integer output (e.g. uint32 as int32 + BZERO): exact in float64
-                        np.copyto(out, block * bscale + bzero, casting="unsafe")
+                        self._to_int(block * bscale + bzero, out, ys)
                     del block, mm
                 else:
                     if self._hdul is None:
@@ -205,7 +205,10 @@ class ImageReader:
                     block = np.asarray(self._hdul[self.info.hdu].section[ys, xs])
                     if block.shape != expected:
                         raise _Truncated(block.shape)
-                    np.copyto(out, block, casting="unsafe")
+                    if out.dtype.kind in "iu" and block.dtype.kind == "f":  # scaled or BLANK
+                        self._to_int(block, out, ys)
+                    else:
+                        np.copyto(out, block, casting="unsafe")
         except _Truncated as exc:
             raise InputError(f"{self.what}: truncated data, rows {ys.start}:{ys.stop} "
                              f"gave {exc.args[0]}, expected {expected}.") from None
@@ -213,6 +216,18 @@ class ImageReader:
             raise InputError(f"{self.what}: data unreadable at rows {ys.start}:{ys.stop} "
                              f"(truncated or corrupt FITS: {exc}).") from None
         return out
+
+    def _to_int(self, values: np.ndarray, out: np.ndarray, ys: slice) -> None:
+        """Copy float ``values`` into the integer ``out``, refusing what is not whole."""
+        bad = ~np.isfinite(values)
+        if bad.any():
+            raise InputError(f"{self.what}: {int(bad.sum())} blank (NaN) pixels at rows "
+                             f"{ys.start}:{ys.stop}; an integer map must hold a value in every "
+                             "pixel (0 for none).")
+        if not np.array_equal(values, np.round(values)):
+            raise InputError(f"{self.what}: non-integer values at rows {ys.start}:{ys.stop} "
+                             "after BSCALE/BZERO; it must hold integer ids.")
+        np.copyto(out, values, casting="unsafe")
 
     def close(self) -> None:
         """Release the open file, if any."""

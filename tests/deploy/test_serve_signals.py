@@ -52,3 +52,21 @@ def test_sigterm_swallowed_in_a_weakref_callback_is_sent_again(tmp_path):
     assert out.splitlines() == ["after callback", "unwound"]
     # ... and the watchdog's SIGTERM then ended it cleanly
     assert proc.returncode == 0, err
+
+
+def test_the_previous_sigterm_handler_comes_back_after_serving():
+    from galclust.serve import _SigtermExit
+
+    def before(signum, frame):
+        pass
+
+    old = signal.signal(signal.SIGTERM, before)
+    try:
+        stopper = _SigtermExit()
+        stopper.install()
+        assert signal.getsignal(signal.SIGTERM) == stopper._handler
+        stopper.unwinding()
+        stopper.restore()
+        assert signal.getsignal(signal.SIGTERM) is before
+    finally:
+        signal.signal(signal.SIGTERM, old)

@@ -212,3 +212,20 @@ def test_auto_k_does_not_cut_a_smooth_colour_gradient_into_many():
     assert est.criterion_ == "chi2" and est.n_clusters_ == 2, est.k_scores_
     strict = PixelClusterer(min_explained=0.3).fit(model + rng.normal(0, err), err=err)
     assert strict.n_clusters_ > 2  # the threshold is what stops it
+
+
+def test_auto_k_does_not_split_off_single_outlier_pixels():
+    """One SED plus two cosmic-ray pixels (200 sigma, each in another band): the
+    chi2 rule would give each spike its own cluster (k = 3: [398, 1, 1]);
+    MIN_SPLIT_PIXELS stops it. (The spikes alone already fail the k = 1 test.)"""
+    flux, err, _ = _populations(_SHAPES[:1], n=400, seed=3)
+    flux[[5, 100]] += 200 * err[[5, 100]] * np.eye(6)[[1, 4]]
+    est = PixelClusterer().fit(flux, err=err)
+    assert est.criterion_ == "chi2" and est.n_clusters_ <= 2, est.k_scores_
+    assert np.bincount(est.labels_).max() >= 398
+
+
+def test_auto_k_with_fewer_pixels_than_kmin():
+    flux, err, _ = _populations(_SHAPES, n=1)  # 3 pixels
+    est = PixelClusterer(k_range=(4, 6)).fit(flux, err=err)
+    assert est.n_clusters_ == 1 and (est.labels_ == 0).all()

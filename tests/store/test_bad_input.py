@@ -195,3 +195,20 @@ def test_segmentation_with_negative_ids(survey, tmp_path):
         galclust.ingest(survey, store)
     with pytest.raises(StoreError, match="did not complete"):
         galclust.open_cube(store)
+
+
+def test_segmentation_with_non_integer_ids_after_bscale(survey, tmp_path):
+    """An int16 map with BSCALE=0.5 holds half-integer ids: refused, not truncated."""
+    m = load_manifest(survey)
+    seg = fits.getdata(m.segmentation.path).astype(np.int16)
+    seg[7, 7] = 21  # 21 * 0.5 = 10.5
+    hdu = fits.PrimaryHDU(seg, header=fits.getheader(m.segmentation.path))
+    hdu.header["BSCALE"] = 0.5
+    hdu.header["BZERO"] = 0.0
+    hdu.writeto(m.segmentation.path, overwrite=True, output_verify="silentfix")
+    with fits.open(m.segmentation.path, do_not_scale_image_data=True) as hdul:
+        assert hdul[0].header["BSCALE"] == 0.5 and hdul[0].data[7, 7] == 21  # stored as asked
+    store = str(tmp_path / "c.zarr")
+    with pytest.raises(InputError, match=r"segmentation map .*seg\.fits.*non-integer values at "
+                                         r"rows 0:\d+ after BSCALE/BZERO"):
+        galclust.ingest(survey, store)
