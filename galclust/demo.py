@@ -23,7 +23,7 @@ DEMO_LAYOUT = "separated"
 
 
 def survey_ari(results: Any, truth_components: np.ndarray, truth_sources: pd.DataFrame, *,
-               bins: tuple[float, ...] = (0, 10, 20, 40, np.inf),
+               bins: tuple[float, ...] | None = None,
                by_components: bool = False) -> pd.DataFrame:
     """Pixel clustering of a published run against the synthetic truth, by S/N.
 
@@ -36,7 +36,7 @@ def survey_ari(results: Any, truth_components: np.ndarray, truth_sources: pd.Dat
     truth_sources : DataFrame
         ``id, kind, n_components, snr``.
     bins : tuple of float
-        S/N bin edges of the summary.
+        S/N bin edges of the summary (default: galclust.pixels.validation.SNR_BINS).
     by_components : bool
         One row per true number of components (>= 2) and S/N bin.
 
@@ -50,12 +50,20 @@ def survey_ari(results: Any, truth_components: np.ndarray, truth_sources: pd.Dat
         of one-component galaxies given k = 1.
     """
     from galclust.pixels.validation import ari_table
+
+    return ari_table(_per_galaxy_ari(results, truth_components, truth_sources, bins=bins),
+                     by_components=by_components)
+
+
+def _per_galaxy_ari(results: Any, truth_components: np.ndarray, truth_sources: pd.DataFrame,
+                    *, bins: tuple[float, ...] | None = None) -> pd.DataFrame:
+    from galclust.pixels.validation import SNR_BINS
     from galclust.pixels.validation import survey_ari as per_galaxy_ari
 
-    per = per_galaxy_ari(results.table("pixels/stamps"),
-                         results.table("pixels/galaxies", columns=["id", "n_clusters"]),
-                         truth_components, truth_sources, bins=bins)
-    return ari_table(per, by_components=by_components)
+    return per_galaxy_ari(results.table("pixels/stamps"),
+                          results.table("pixels/galaxies", columns=["id", "n_clusters"]),
+                          truth_components, truth_sources,
+                          bins=SNR_BINS if bins is None else bins)
 
 
 def _step(msg: str, quiet: bool) -> None:
@@ -96,6 +104,7 @@ def run_demo(*, workdir: str = "galclust-demo", size: int = 1024, seed: int = 0,
     from flows.nightly import nightly_flow
     from galclust.catalog.evaluation import evaluate_flags
     from galclust.cli import describe_cube
+    from galclust.pixels.validation import ari_table
     from galclust.plots.survey import write_embedding_pictures, write_label_maps
     from galclust.store.cube import open_catalog, open_labels
     from galclust.synth import make_survey
@@ -117,8 +126,8 @@ def run_demo(*, workdir: str = "galclust-demo", size: int = 1024, seed: int = 0,
     _step("comparing with the truth and drawing pictures", quiet)
     truth = pd.read_parquet(survey.truth_sources_path)
     truth_map = fits.getdata(survey.truth_components_path)
-    ari = survey_ari(results, truth_map, truth)
-    ari_by_n = survey_ari(results, truth_map, truth, by_components=True)
+    per_galaxy = _per_galaxy_ari(results, truth_map, truth)  # read and scored once
+    ari, ari_by_n = ari_table(per_galaxy), ari_table(per_galaxy, by_components=True)
     flags = results.table("catalog_spurious")
     recall = evaluate_flags(flags, truth)
     pictures = os.path.join(workdir, "pictures")

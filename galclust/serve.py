@@ -490,6 +490,7 @@ def run_service(deployment: Any, *, run_now: bool = False, prefect_port: int = 4
     print(f"no PREFECT_API_URL: starting a local Prefect server on 127.0.0.1:{prefect_port} "
           f"(database in {home})", flush=True)
     try:
+        # on_stop: the resends end before the server's shutdown, not during it
         with local_prefect_server(port=prefect_port, on_stop=stopper.unwinding,
                                   log_path=os.path.join(home, "galclust-server.log")) as url:
             os.environ["PREFECT_API_URL"] = url  # for the runner's flow-run processes
@@ -498,7 +499,6 @@ def run_service(deployment: Any, *, run_now: bool = False, prefect_port: int = 4
                     print(describe_deployment(deployment, api_url=url), flush=True)
                     serve_deployment(deployment, run_now=run_now)
             finally:
-                stopper.unwinding()  # first, so the server's shutdown is not interrupted
                 os.environ.pop("PREFECT_API_URL", None)
     finally:
         stopper.unwinding()

@@ -33,7 +33,7 @@ from sklearn.mixture import GaussianMixture
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
-from galclust.errors import InputError
+from galclust.errors import InputError, check_choice
 
 __all__ = ["SpuriousModel", "bic_grid", "flag_spurious"]
 
@@ -148,9 +148,7 @@ class SpuriousModel(ClassifierMixin, BaseEstimator):
             raise InputError(f"threshold={self.threshold!r} must be in (0, 1).")
         if self.prior_strength < 0:
             raise InputError(f"prior_strength={self.prior_strength!r} must be >= 0.")
-        if self.flag_rule not in ("component", "probability"):
-            raise InputError(f"flag_rule={self.flag_rule!r} must be 'component' or "
-                             "'probability'.")
+        check_choice("flag_rule", self.flag_rule, ("component", "probability"))
         if n < 2:
             raise InputError(f"need at least 2 sources to fit a mixture; got {n}.")
 

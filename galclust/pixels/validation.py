@@ -313,6 +313,8 @@ def survey_ari(stamps: pd.DataFrame, galaxies: pd.DataFrame, truth_components: n
         For a missing column, a non-2-D truth map, bad bins, or a stamp that
         does not fit inside the truth map.
     """
+    from galclust.pixels.survey import decode_labels  # STAMPS_SCHEMA's format (imports dask)
+
     _require(stamps, "stamps", ("id", "y0", "x0", "ny", "nx", "labels"))
     _require(galaxies, "galaxies", ("id", "n_clusters"))
     _require(truth_sources, "truth_sources", ("id", "kind", "n_components", "snr"))
@@ -337,8 +339,7 @@ def survey_ari(stamps: pd.DataFrame, galaxies: pd.DataFrame, truth_components: n
             ari.append(np.nan)
             continue
         st = by_id.loc[gid]
-        # the stamp format of galclust.pixels.survey.STAMPS_SCHEMA (decode_labels)
-        labels = np.frombuffer(st["labels"], dtype="<i2").reshape(int(st["ny"]), int(st["nx"]))
+        labels = decode_labels(st["labels"], st["ny"], st["nx"])
         y0, x0 = int(st["y0"]), int(st["x0"])
         ref = truth_map[y0:y0 + labels.shape[0], x0:x0 + labels.shape[1]]
         both = (labels >= 0) & (ref >= 0)

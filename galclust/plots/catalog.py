@@ -215,8 +215,9 @@ def plot_imaged_embedding(table: pd.DataFrame, cutouts: Any, ids: Any, *, grid: 
         take = rows[chosen]
         order = np.argsort(take)
         stamps = np.asarray(cutouts[np.sort(take)])
-        thumbs = np.empty((len(take), *thumbnail_rgb(stamps[:1], bands=bands).shape[1:]))
-        thumbs[order] = thumbnail_rgb(stamps, bands=bands)
+        rgb = thumbnail_rgb(stamps, bands=bands)  # rows in sorted-take order
+        thumbs = np.empty_like(rgb)
+        thumbs[order] = rgb
         flags = table["flag"].to_numpy(bool)[chosen] if "flag" in table else \
             np.zeros(len(chosen), bool)
         for (r, c), im, fl in zip(cells, thumbs, flags, strict=True):

@@ -272,6 +272,8 @@ def _ingest_block(job: _BlockJob) -> dict[str, Any]:
                   if job.seg else None)
     whole = len(readers) == job.n_bands  # every band: whole chunks, no read-modify-write
     band_index = np.array([bj.index for bj, _, _ in readers], dtype=np.intp)
+    # raw FITS bytes read per pixel of a chunk, whatever the files' BITPIX
+    band_px_bytes = sum(rs.file_itemsize + rn.file_itemsize for _, rs, rn in readers)
     try:
         for xa, xb in job.xs:
             xs = slice(xa, xb)
@@ -283,9 +285,7 @@ def _ingest_block(job: _BlockJob) -> dict[str, Any]:
                     rs.read(ys, xs, out=sci[i])
                     rn.read(ys, xs, out=err[i])
                     empty &= _to_err(sci[i], err[i], bj.noise_kind)
-                nread += sci[0].size * sum(  # raw FITS bytes, whatever their BITPIX
-                    abs(int(r.info.header.get("BITPIX", -32))) // 8
-                    for _, rs, rn in readers for r in (rs, rn))
+                nread += sci[0].size * band_px_bytes
                 if whole:
                     for arr, fast, data in ((sci_arr, sci_w, sci), (err_arr, err_w, err)):
                         (arr if empty else fast)[:, ys, xs] = data
@@ -295,7 +295,7 @@ def _ingest_block(job: _BlockJob) -> dict[str, Any]:
                 del sci, err
             if seg_reader is not None:
                 seg = seg_reader.read(ys, xs)  # int64: ids exactly as in the file
-                nread += seg.size * abs(int(job.seg.header.get("BITPIX", 32))) // 8
+                nread += seg.size * seg_reader.file_itemsize
                 lo, hi = int(seg.min()), int(seg.max())
                 if lo < 0 or hi > np.iinfo(np.int32).max:
                     raise InputError(

@@ -157,6 +157,8 @@ class ImageReader:
         self._hdul: fits.HDUList | None = None
         h = info.header
         self._scale = (float(h.get("BSCALE", 1.0)), float(h.get("BZERO", 0.0)))
+        #: Bytes per pixel in the file (what a read of one pixel costs).
+        self.file_itemsize = abs(int(h.get("BITPIX", -32))) // 8
 
     def read(self, ys: slice, xs: slice, out: np.ndarray | None = None) -> np.ndarray:
         """Return ``image[ys, xs]`` as an array of the reader's dtype (BSCALE/BZERO applied).
@@ -189,15 +191,14 @@ class ImageReader:
                     if block.shape != expected:
                         raise _Truncated(block.shape)
                     bscale, bzero = self._scale
-                    if (bscale, bzero) == (1.0, 0.0):
-                        # one pass: big-endian (or integer) FITS pixels -> native
+                    scaled = (bscale, bzero) != (1.0, 0.0)
+                    if scaled and out.dtype.kind in "iu":  # e.g. uint32 as int32 + BZERO
+                        self._to_int(block * bscale + bzero, out, ys)  # exact in float64
+                    else:  # one pass: big-endian (or integer) FITS pixels -> native
                         np.copyto(out, block, casting="unsafe")
-                    elif out.dtype.kind == "f":
-                        np.copyto(out, block, casting="unsafe")
-                        out *= out.dtype.type(bscale)
-                        out += out.dtype.type(bzero)
-                    else:  # integer output (e.g. uint32 as int32 + BZERO): exact in float64
-                        self._to_int(block * bscale + bzero, out, ys)
+                        if scaled:
+                            out *= out.dtype.type(bscale)
+                            out += out.dtype.type(bzero)
                     del block, mm
                 else:
                     if self._hdul is None:
