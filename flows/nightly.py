@@ -25,15 +25,17 @@ from flows.ingest import ingest_task
 from galclust.cluster import connect, dask_client
 from galclust.pipeline import (
     StagePlan,
+    finish_run,
     labels_fingerprint,
+    pixel_failure,
     plan_catalog,
     plan_pixels,
+    preflight,
     run_catalog_stage,
     run_pixels_stage,
 )
 from galclust.store.cube import open_catalog, open_labels
 from galclust.store.results import RunWriter, default_results_url
-from galclust.store.urls import check_writable
 
 
 def _labels(store: str, labels: str | None) -> Any:
@@ -80,8 +82,9 @@ def catalog_task(store: str, results: str, run_id: str, plan: StagePlan,
 
 @task(name="publish", retries=2, retry_delay_seconds=5, retry_condition_fn=retry_transient)
 def publish_task(run: RunWriter) -> str:
-    """Write the run's manifest, then its pointer (last)."""
-    return run.publish()
+    """Write the run's manifest, then its pointer (last); a run whose every galaxy
+    failed is kept as failed instead, and the task fails."""
+    return finish_run(run, pixel_failure(run))
 
 
 @flow(name="galclust-nightly", log_prints=True)
@@ -128,9 +131,10 @@ def nightly_flow(manifest: str, store: str, results: str | None = None,
     t0 = time.perf_counter()
     pixels, catalog = dict(pixels or {}), dict(catalog or {})
     results = results or default_results_url(store)
-    check_writable(results)  # a missing bucket fails before any work
-    if scheduler:
-        connect(scheduler).close()  # a scheduler that does not answer fails fast
+    # bad options, foreign or overlapping stores, a missing bucket, refused
+    # credentials or a dead scheduler fail here, before any work
+    preflight(manifest, store, results, scheduler=scheduler, pixels=pixels, catalog=catalog,
+              labels=labels)
     summary: dict[str, Any] = {"results": results, "store": store}
     t = time.perf_counter()
     summary["ingest"] = ingest_task(manifest, store, tile=tile, scheduler=scheduler)

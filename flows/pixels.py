@@ -13,6 +13,7 @@ from prefect import flow, task
 import galclust
 from flows.common import retry_transient
 from galclust.cluster import dask_client
+from galclust.pipeline import check_pixel_params, finish_run, pixel_failure
 from galclust.store.cube import open_catalog
 from galclust.store.results import RunWriter, default_results_url
 
@@ -24,12 +25,13 @@ def pixels_task(store: str, results: str, params: dict[str, Any],
     """Cluster every selected galaxy and publish a run; returns its id and counts."""
     cube = galclust.open_cube(store)
     catalog = open_catalog(store)
+    check_pixel_params(params)
     run = RunWriter.begin(results, params={"store": store, "pixels": params})
     with dask_client(scheduler) as client:
         from galclust.pixels.survey import run_pixels
 
         run_pixels(cube, catalog, run, client=client, **params)
-    run.publish()
+    finish_run(run, pixel_failure(run))
     gal = galclust.open_results(results, run=run.run_id).table("pixels/galaxies",
                                                               columns=["n_clusters", "flags"])
     return {"run": run.run_id, "galaxies": len(gal),

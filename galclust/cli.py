@@ -12,10 +12,12 @@ import logging
 import os
 import sys
 import time
+import traceback
 from collections.abc import Sequence
 from typing import Any
 
-from galclust.errors import GalclustError, InputError
+from galclust.argtypes import number, whole
+from galclust.errors import GalclustError, InputError, RunFailedError
 
 __all__ = ["main"]
 
@@ -69,7 +71,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
     with dask_client(args.scheduler) if args.scheduler else contextlib.nullcontext() as client:
         cube, rep = galclust.ingest(args.manifest, args.store, tile=args.tile, client=client,
-                                    verify=args.verify, progress=not args.quiet, report=True)
+                                    verify=args.verify, progress=not args.quiet, report=True,
+                                    overwrite=args.overwrite)
     if rep.changed:
         print(f"wrote bands: {', '.join(rep.bands_written) or 'none'}; "
               f"segmentation: {'yes' if rep.seg_written else 'unchanged'}; "
@@ -86,13 +89,20 @@ def _ints(text: str | None) -> list[int] | None:
     if not text:
         return None
     if text.startswith("@"):
-        with open(text[1:]) as fh:
-            text = ",".join(line.split("#")[0].strip() for line in fh)
-    try:
-        return [int(t) for t in text.replace(" ", "").split(",") if t]
-    except ValueError:
-        raise InputError(f"--ids {text!r}: give integer ids separated by commas, "
-                         "or @FILE with one id per line.") from None
+        from galclust.store.tables import read_id_list
+
+        return read_id_list(text[1:], argument="--ids")
+    ids = []
+    for tok in text.replace(" ", "").split(","):
+        if not tok:
+            continue
+        try:
+            ids.append(int(tok))
+        except ValueError:
+            shown = tok if len(tok) <= 20 else tok[:17] + "..."
+            raise InputError(f"--ids: {shown!r} is not an integer id; give ids separated by "
+                             "commas (12,57,301), or @FILE with one id per line.") from None
+    return ids
 
 
 def _floats(text: str | None, n: int, option: str, what: str) -> list[float] | None:
@@ -117,7 +127,7 @@ def cmd_pixels(args: argparse.Namespace) -> int:
     """Pixel-SED clustering of every (selected) galaxy of a cube store."""
     import galclust
     from galclust.cluster import dask_client
-    from galclust.pixels.options import check_options
+    from galclust.pipeline import check_pixel_params, finish_run, pixel_failure
     from galclust.pixels.survey import run_pixels
     from galclust.store.cube import open_catalog
     from galclust.store.results import RunWriter
@@ -127,12 +137,11 @@ def cmd_pixels(args: argparse.Namespace) -> int:
     params = dict(method=args.method, normalize=args.normalize, metric=args.metric,
                   n_clusters=n_clusters, snr_threshold=args.snr_min,
                   random_state=args.seed)
-    # a misspelt method fails before any cluster starts
-    check_options(method=args.method, normalize=args.normalize, metric=args.metric,
-                  n_clusters=n_clusters)
     selection = dict(ids=_ints(args.ids),
                      cone=_floats(args.cone, 3, "--cone", "RA,DEC,RADIUS (deg, deg, arcsec)"),
                      z_range=_floats(args.z_range, 2, "--z-range", "ZMIN,ZMAX"))
+    # a misspelt method or an impossible value fails before any cluster starts
+    check_pixel_params({**params, **selection})
     cube = galclust.open_cube(args.store)
     catalog = open_catalog(args.store)
     results = _results_url(args)
@@ -142,7 +151,7 @@ def cmd_pixels(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(f"pixel clustering on {client.dashboard_link or args.scheduler}", flush=True)
         summary = run_pixels(cube, catalog, run, client=client, **selection, **params)
-    run.publish()
+    finish_run(run, pixel_failure(run))
     gal = galclust.open_results(results).table("pixels/galaxies")
     print(f"run {run.run_id} published to {results}")
     print(f"galaxies {len(gal)}, clustered {int((gal['n_clusters'] > 0).sum())}, flagged "
@@ -196,9 +205,13 @@ def cmd_flag(args: argparse.Namespace) -> int:
 
 def cmd_nightly(args: argparse.Namespace) -> int:
     """The nightly flow once, now: ingest -> pixels -> flags -> publish."""
-    from flows.nightly import nightly_flow
+    from galclust.pipeline import preflight
+    from galclust.store.results import default_results_url
 
     pixels = {"method": args.method, "normalize": args.normalize, "metric": args.metric}
+    preflight(args.manifest, args.store, args.results or default_results_url(args.store),
+              scheduler=args.cluster, pixels=pixels, labels=args.labels)
+    from flows.nightly import nightly_flow  # Prefect's import costs seconds: after the checks
     summary = nightly_flow(args.manifest, args.store, results=args.results,
                            scheduler=args.cluster, workers=args.workers, pixels=pixels,
                            labels=args.labels)
@@ -245,12 +258,12 @@ def build_parser() -> argparse.ArgumentParser:
                        "truth, and where the pictures are.")
     p.add_argument("--workdir", default="galclust-demo",
                    help="folder for the synthetic survey and stores (default: %(default)s)")
-    p.add_argument("--size", type=int, default=1024,
+    p.add_argument("--size", type=whole(64), default=1024,
                    help="mosaic side in pixels (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    p.add_argument("--seed", type=whole(0), default=0, help="random seed (default: %(default)s)")
     p.add_argument("--store", default=None,
                    help="cube store URL (default: WORKDIR/field.zarr)")
-    p.add_argument("--workers", type=int, default=2,
+    p.add_argument("--workers", type=whole(1), default=2,
                    help="local Dask worker processes (default: %(default)s)")
     _add_common(p)
     p.set_defaults(func=cmd_demo)
@@ -261,12 +274,15 @@ def build_parser() -> argparse.ArgumentParser:
                        "changed band rewrites only that band.")
     p.add_argument("manifest", help="survey manifest (TOML), local or s3://")
     p.add_argument("--store", required=True, help="cube store: folder or s3://bucket/prefix")
-    p.add_argument("--tile", type=int, default=None,
-                   help="square chunk size in pixels (default: 1024)")
+    p.add_argument("--tile", type=whole(16), default=None,
+                   help="square chunk size in pixels (default: the store's own, else 1024)")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="Dask scheduler address (default: local threads)")
     p.add_argument("--verify", action="store_true",
                    help="recompute input checksums even if size and date are unchanged")
+    p.add_argument("--overwrite", action="store_true",
+                   help="rewrite an existing galclust cube store from scratch (a location "
+                   "that is not a galclust cube store is never written)")
     _add_common(p)
     p.set_defaults(func=cmd_ingest)
 
@@ -288,7 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cluster", default=None, metavar="ADDRESS",
                    help="Dask scheduler address (default: a local cluster, started only "
                    "if there is work to do)")
-    p.add_argument("--workers", type=int, default=2,
+    p.add_argument("--workers", type=whole(1), default=2,
                    help="local cluster worker processes (default: %(default)s)")
     p.add_argument("--labels", default=None, metavar="FILE",
                    help="inspection labels (default: those named by the manifest)")
@@ -313,9 +329,9 @@ def _add_cluster_options(p: argparse.ArgumentParser) -> None:
                    help="results store (default: the cube store's name with -results)")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="Dask scheduler address (default: start a local cluster)")
-    p.add_argument("--workers", type=int, default=2,
+    p.add_argument("--workers", type=whole(1), default=2,
                    help="local cluster worker processes (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    p.add_argument("--seed", type=whole(0), default=0, help="random seed (default: %(default)s)")
 
 
 def _add_pixels_parser(sub: Any) -> None:
@@ -342,11 +358,11 @@ def _add_pixels_parser(sub: Any) -> None:
                    help="auto (chi2 test of each added cluster; BIC for gmm), snr:TARGET, "
                    "or an integer "
                    "(default: %(default)s)")
-    p.add_argument("--snr-min", type=float, default=3.0,
+    p.add_argument("--snr-min", type=number(0), default=3.0,
                    help="minimum median S/N of a pixel across bands (default: %(default)s)")
     p.add_argument("--plots", default=None, metavar="DIR",
                    help="write label-map + composite-SED PNGs of the brightest galaxies")
-    p.add_argument("--n-plots", type=int, default=12, help="how many (default: %(default)s)")
+    p.add_argument("--n-plots", type=whole(1), default=12, help="how many (default: %(default)s)")
     _add_cluster_options(p)
     _add_common(p)
     p.set_defaults(func=cmd_pixels)
@@ -368,10 +384,11 @@ def _add_flag_parser(sub: Any) -> None:
                    "(default: %(default)s)")
     p.add_argument("--model", default="combined",
                    help="mixture, classifier or combined (default: %(default)s)")
-    p.add_argument("--threshold", type=float, default=0.05,
+    p.add_argument("--threshold", type=number(0, 1, open_low=True), default=0.05,
                    help="flag mixture components whose labelled spurious fraction exceeds "
                    "this (default: %(default)s)")
-    p.add_argument("--size", type=int, default=51, help="stamp side, px (default: %(default)s)")
+    p.add_argument("--size", type=whole(3), default=51,
+                   help="stamp side, px, odd (default: %(default)s)")
     p.add_argument("--plots", default=None, metavar="DIR",
                    help="write the embedding pictures (PNG) to DIR")
     _add_cluster_options(p)
@@ -403,8 +420,17 @@ def _setup_logging(verbose: int) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s: %(message)s",
                         datefmt="%H:%M:%S")
     os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning" if verbose < 2 else "info")
+    # Prefect's own run log (state changes, and the traceback of a failed task)
+    # only under -v: galclust prints one line per outcome itself
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL",
+                          ("CRITICAL", "INFO", "DEBUG")[min(verbose, 2)])
     for noisy in ("distributed", "werkzeug", "numba"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+
+
+def _traceback(verbose: int) -> None:
+    if verbose:
+        traceback.print_exc(file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -416,12 +442,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     t0 = time.perf_counter()
     try:
         status = int(args.func(args) or 0)
+    except RunFailedError as exc:
+        print(f"galclust {args.command}: run failed: {exc}", file=sys.stderr)
+        return 1
     except GalclustError as exc:
+        _traceback(args.verbose)
         print(f"galclust {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"galclust {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # anything unforeseen: one line; the traceback under -v
+        _traceback(args.verbose)
+        text = " ".join(str(exc).split())
+        text = text if len(text) <= 300 else text[:297] + "..."
+        print(f"galclust {args.command}: error: {type(exc).__name__}: {text}"
+              + ("" if args.verbose else " (rerun with -v for the traceback)"), file=sys.stderr)
+        return 1
     log.info("%s finished in %.1f s", args.command, time.perf_counter() - t0)
     return status
 

@@ -37,6 +37,7 @@ and the closest valid key.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -277,10 +278,10 @@ def manifest_from_dict(data: dict[str, Any], *, source: str = "<memory>",
                 f"{source}: band {spec.name!r} wavelength={spec.wavelength!r} is not a number "
                 "(pivot wavelength in micron)."
             ) from None
-        if not wl > 0:
+        if not (math.isfinite(wl) and wl > 0):
             raise ManifestError(
-                f"{source}: band {spec.name!r} wavelength={wl} must be a positive pivot "
-                "wavelength in micron."
+                f"{source}: band {spec.name!r} wavelength={wl} must be a positive, finite pivot "
+                "wavelength in micron (e.g. 1.501 for F150W)."
             )
         bands.append(dataclasses.replace(spec, wavelength=wl))
     names = [b.name for b in bands]

@@ -17,6 +17,7 @@ __all__ = [
     "InputError",
     "ManifestError",
     "MissingInputError",
+    "RunFailedError",
     "StoreError",
     "did_you_mean",
 ]
@@ -40,6 +41,11 @@ class MissingInputError(GalclustError, FileNotFoundError):
 
 class StoreError(GalclustError, OSError):
     """A store URL cannot be used: missing bucket, refused credentials, no run."""
+
+
+class RunFailedError(GalclustError):
+    """A run selected nothing, or every galaxy in it failed: it was kept for
+    inspection and not published as the latest run."""
 
 
 class GalclustWarning(UserWarning):

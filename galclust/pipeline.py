@@ -27,12 +27,18 @@ import pandas as pd
 import xarray as xr
 import xxhash
 
+from galclust.errors import RunFailedError
 from galclust.store.fits import CHECKSUM
 from galclust.store.results import RunWriter, run_ids
+from galclust.store.safety import check_product_path, run_path
 from galclust.store.urls import exists, get_fs, join, read_bytes, write_bytes
 
 __all__ = [
     "StagePlan",
+    "check_pixel_params",
+    "finish_run",
+    "pixel_failure",
+    "preflight",
     "find_checkpoint",
     "plan_catalog",
     "plan_pixels",
@@ -93,6 +99,70 @@ class StagePlan:
         return self.action != "reuse"
 
 
+# --------------------------------------------------------------------------- preflight
+#: Keywords of :func:`galclust.pixels.survey.pixel_tables` a run's pixel options may hold.
+PIXEL_KEYS = ("ids", "box", "cone", "z_range", "normalize", "metric", "method", "n_clusters",
+              "random_state", "snr_threshold", "min_pixels", "z_tolerance", "margin")
+
+
+def check_pixel_params(params: dict[str, Any]) -> None:
+    """Validate a run's pixel-clustering options before any work (names, ranges, keys).
+
+    Raises
+    ------
+    InputError
+        Naming the option and the valid values.
+    """
+    from galclust.pixels.core import check_estimator_options
+    from galclust.pixels.options import check_cone, check_options, check_selection_numbers
+
+    p = dict(params)
+    check_options(method=p.get("method", "kmeans"), normalize=p.get("normalize", "l2"),
+                  metric=p.get("metric", "euclidean"), linkage=p.get("linkage", "ward"),
+                  n_clusters=p.get("n_clusters", "auto"), k_range=p.get("k_range", (1, 6)))
+    check_selection_numbers(snr_threshold=p.get("snr_threshold", 3.0),
+                            min_pixels=p.get("min_pixels", 10))
+    if p.get("cone") is not None:
+        check_cone(p["cone"])
+    check_estimator_options({k: v for k, v in p.items() if k not in PIXEL_KEYS})
+
+
+def preflight(manifest: str, store: str, results: str, *, scheduler: str | None = None,
+              pixels: dict[str, Any] | None = None, catalog: dict[str, Any] | None = None,
+              labels: str | None = None) -> None:
+    """Every check a survey run can make before it ingests or starts a cluster.
+
+    The manifest is parsed, the pixel and catalog options validated, both
+    stores checked (writable, galclust's or new, clear of the survey's
+    inputs), the labels file read and the scheduler reached: a bad option, a
+    missing bucket, refused credentials or a dead scheduler fail here, in
+    seconds, with one clear message.
+
+    Raises
+    ------
+    GalclustError
+        The first problem found, naming the option, file or URL.
+    """
+    from galclust.catalog.pipeline import FlagOptions
+    from galclust.cluster import connect
+    from galclust.config import load_manifest
+    from galclust.store.labels import read_labels
+    from galclust.store.safety import claim_store
+    from galclust.store.urls import check_writable
+
+    check_pixel_params(pixels or {})
+    FlagOptions.from_kwargs(**{k: v for k, v in (catalog or {}).items() if k != "size"})
+    m = load_manifest(manifest)
+    inputs = [manifest, *m.input_paths().values()]
+    for url, kind, arg in ((store, "cube", "store"), (results, "results", "results store")):
+        check_writable(url)
+        claim_store(url, kind, inputs=inputs, argument=arg)
+    if labels:
+        read_labels(labels)
+    if scheduler:
+        connect(scheduler).close()
+
+
 # --------------------------------------------------------------------------- checkpoints
 def write_checkpoint(run: RunWriter, stage: str, key: str, products: list[str],
                      **extra: Any) -> None:
@@ -100,7 +170,7 @@ def write_checkpoint(run: RunWriter, stage: str, key: str, products: list[str],
     doc = {"stage": stage, "key": key, "run": run.run_id,
            "products": {p: run.products[p] for p in products},
            "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **extra}
-    write_bytes(join(run.url, "runs", run.run_id, "stages", f"{stage}.json"),
+    write_bytes(join(run.url, run_path(run.run_id, "stages", f"{stage}.json")),
                 json.dumps(doc, default=str).encode())
 
 
@@ -108,7 +178,7 @@ def _checkpoints(url: str, stage: str) -> list[dict[str, Any]]:
     """Every checkpoint of ``stage`` in the store, newest run first (published or not)."""
     out = []
     for run_id in reversed(run_ids(url)):
-        doc_url = join(url, "runs", run_id, "stages", f"{stage}.json")
+        doc_url = join(url, run_path(run_id, "stages", f"{stage}.json"))
         if exists(doc_url):
             out.append(json.loads(read_bytes(doc_url, what="stage checkpoint")))
     return out
@@ -161,7 +231,7 @@ def plan_pixels(cube: xr.Dataset, catalog: pd.DataFrame, results: str,
 
 
 def _table_location(url: str, product: dict[str, Any]) -> tuple[str, Any]:
-    fs, path = get_fs(join(url, product["path"]))
+    fs, path = get_fs(join(url, check_product_path(product["path"], where=url)))
     return path, fs
 
 
@@ -211,6 +281,45 @@ def run_pixels_stage(cube: xr.Dataset, catalog: pd.DataFrame, run: RunWriter,
                      band_key=plan.band_key)
     return {"action": plan.action, "clustered": clustered,
             "carried": len(plan.carried or []), "seconds": time.perf_counter() - t0}
+
+
+def pixel_failure(run: RunWriter) -> str | None:
+    """Why the run's pixel clustering must not be published, or None if it may be.
+
+    A run that selected no galaxy, or in which no galaxy could be clustered
+    (every one flagged), is a failed run: publishing it would replace a good
+    ``latest`` with an empty one.
+    """
+    if "pixels/galaxies" not in run.products:
+        return None
+    gal = run.table("pixels/galaxies", columns=["n_clusters", "flag_names"])
+    if gal.empty:
+        return "the selection holds no galaxy, so nothing was clustered"
+    if not (gal["n_clusters"] > 0).any():
+        names = gal["flag_names"].str.split(",").explode()
+        names = names[names.astype(bool)]
+        common = names.value_counts().head(3)
+        why = ", ".join(f"{k} ({v})" for k, v in common.items()) or "no flag"
+        return (f"every one of the {len(gal)} selected galaxies failed to cluster "
+                f"(most common flags: {why})")
+    return None
+
+
+def finish_run(run: RunWriter, failure: str | None) -> str:
+    """Publish ``run``, or, if ``failure`` says why it must not be, keep it as failed.
+
+    Raises
+    ------
+    RunFailedError
+        When the run failed: it is kept under ``runs/<id>`` for inspection and
+        the pointer still names the previous run.
+    """
+    if failure is None:
+        return run.publish()
+    run.fail(failure)
+    raise RunFailedError(f"run {run.run_id} failed and was not published: {failure}. It is "
+                         f"kept for inspection in {run.url} (open_results(url, run="
+                         f"{run.run_id!r})); the latest published run is unchanged.")
 
 
 # --------------------------------------------------------------------------- catalog

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from galclust.argtypes import whole
 from galclust.catalog.schema import TABLE_NAME as SPURIOUS
 from galclust.errors import InputError, check_choice, did_you_mean
 from galclust.pixels.flags import PixelFlag
@@ -410,7 +411,7 @@ def add_query_parser(subparsers: Any) -> argparse.ArgumentParser:
     arg("--output", metavar="FILE", help="local or s3:// (default: stdout; galaxy-ID.png)")
     arg("--columns", metavar="A,B,...|all", help="columns (default: " +
         ",".join(DEFAULT_COLUMNS) + ")")
-    arg("--limit", type=int, help="at most this many rows")
+    arg("--limit", type=whole(0), help="at most this many rows")
     p.set_defaults(func=cmd_query, command="query", verbose=0)
     return p
 

@@ -28,6 +28,7 @@ import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from galclust.argtypes import whole
 from galclust.errors import InputError, did_you_mean
 
 __all__ = [
@@ -546,7 +547,7 @@ def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
     where.add_argument("--cluster-spec", default=None, metavar="FILE",
                        help="a cluster spec (YAML: address, or cluster_class + "
                        "cluster_kwargs), e.g. deploy/clusters/kubernetes.yaml")
-    p.add_argument("--workers", type=int, default=None,
+    p.add_argument("--workers", type=whole(1), default=None,
                    help="worker processes of the default local cluster (default: 2)")
     p.add_argument("--name", default=DEPLOYMENT_NAME, help="deployment name (default: %(default)s)")
     p.add_argument("--run-now", action="store_true", help="also start one run immediately")

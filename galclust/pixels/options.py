@@ -25,7 +25,9 @@ __all__ = [
     "SCALE_NORMALIZATIONS",
     "KRule",
     "check_arrays",
+    "check_cone",
     "check_options",
+    "check_selection_numbers",
     "parse_n_clusters",
 ]
 
@@ -129,6 +131,40 @@ def check_options(*, method: str, normalize: str, metric: str, linkage: str = "w
     if not 1 <= kmin <= kmax:
         raise InputError(f"k_range={k_range!r} must satisfy 1 <= kmin <= kmax.")
     return rule
+
+
+def check_selection_numbers(*, snr_threshold: Any = 3.0, min_pixels: Any = 10) -> None:
+    """Raise :class:`InputError` unless ``snr_threshold`` is finite and >= 0 and
+    ``min_pixels`` a whole number >= 1 (a NaN threshold would select nothing)."""
+    try:
+        snr = float(snr_threshold)
+    except (TypeError, ValueError):
+        snr = math.nan
+    if not (math.isfinite(snr) and snr >= 0):
+        raise InputError(f"snr_threshold={snr_threshold!r} must be a finite number >= 0 (the "
+                         "minimum median S/N of a pixel across bands; default 3).")
+    if isinstance(min_pixels, bool) or not isinstance(min_pixels, int | np.integer) \
+            or min_pixels < 1:
+        raise InputError(f"min_pixels={min_pixels!r} must be a whole number >= 1 (default 10).")
+
+
+def check_cone(cone: Any) -> tuple[float, float, float]:
+    """Check a cone ``(ra, dec, radius)``: degrees, degrees, arcsec; return it as floats.
+
+    Raises
+    ------
+    InputError
+        Unless RA is finite, -90 <= Dec <= 90 and 0 < radius < inf.
+    """
+    try:
+        ra, dec, radius = (float(v) for v in cone)
+    except (TypeError, ValueError):
+        raise InputError(f"cone={cone!r} must be (ra, dec, radius): degrees, degrees, "
+                         "arcsec.") from None
+    if not (math.isfinite(ra) and -90.0 <= dec <= 90.0 and 0 < radius < math.inf):
+        raise InputError(f"cone RA {ra:g}, Dec {dec:g}, radius {radius:g}: give RA in degrees, "
+                         "Dec in degrees between -90 and +90 and a positive radius in arcsec.")
+    return ra, dec, radius
 
 
 def check_arrays(sci: Any, err: Any, mask: Any, wavelength: Any) -> tuple[np.ndarray, ...]:

@@ -35,7 +35,7 @@ from galclust.errors import InputError
 from galclust.pixels.composites import composites_to_frame
 from galclust.pixels.core import check_estimator_options, cluster_galaxy
 from galclust.pixels.flags import PixelFlag, flag_names
-from galclust.pixels.options import check_options
+from galclust.pixels.options import check_cone, check_options, check_selection_numbers
 from galclust.pixels.selection import footprint_from_segmentation, segment_bboxes
 
 __all__ = [
@@ -137,9 +137,7 @@ def _select(catalog: pd.DataFrame, ids: Sequence[int] | None, box: Sequence[floa
         keep &= cat["x"].between(x0, x1, inclusive="left").to_numpy() & \
             cat["y"].between(y0, y1, inclusive="left").to_numpy()
     if cone is not None:
-        if len(cone) != 3:
-            raise InputError(f"cone={cone!r} must be (ra, dec, radius): degrees, degrees, "
-                             "arcsec.")
+        cone = check_cone(cone)
         if cat["ra"].isna().all():
             raise InputError("cone selection needs the catalog's ra and dec columns.")
         ra0, dec0 = np.radians(np.asarray(cone[:2], dtype=float))
@@ -348,6 +346,7 @@ def pixel_tables(cube: xr.Dataset, catalog: pd.DataFrame, *, ids: Sequence[int] 
         absent from the segmentation map.
     """
     _check_cube(cube)
+    check_selection_numbers(snr_threshold=snr_threshold, min_pixels=min_pixels)
     check_options(method=method, normalize=normalize, metric=metric,
                   linkage=options.get("linkage", "ward"), n_clusters=n_clusters,
                   k_range=options.get("k_range", (1, 6)))

@@ -53,6 +53,8 @@ from galclust.store.fits import (
     grid_offset,
     image_info,
 )
+from galclust.store.safety import claim_store
+from galclust.store.sanity import check_pixels
 from galclust.store.tables import normalise_catalog, read_table
 from galclust.store.urls import check_writable, exists, get_fs, is_url, join, storage_options
 
@@ -148,6 +150,9 @@ def _validate(manifest: Manifest) -> _Inputs:
     raw = read_table(spec.path, what="source catalog", hdu=spec.hdu)
     catalog = normalise_catalog(raw, id=spec.id, ra=spec.ra, dec=spec.dec,
                                 redshift=spec.redshift, path=spec.path)
+    if catalog.empty:
+        raise InputError(f"source catalog {spec.path}: the table has no rows; galclust needs "
+                         "the catalog of the sources in the segmentation map.")
     x, y = ref.wcs.world_to_pixel_values(catalog["ra"].to_numpy(), catalog["dec"].to_numpy())
     catalog.insert(3, "x", np.asarray(x, dtype="float64"))
     catalog.insert(4, "y", np.asarray(y, dtype="float64"))
@@ -408,7 +413,23 @@ def _codecs(name: str) -> list[Any] | None:
     return [ZstdCodec(level=3)]
 
 
-def _create(url: str, inputs: _Inputs, tile: int, compression: str) -> None:
+#: What a cube store is made of: the only entries a rewrite of the store removes.
+CUBE_ENTRIES = ("zarr.json", "sci", "err", "seg", "band", "wavelength", "y", "x",
+                "tables/catalog.parquet", "tables/labels.parquet")
+
+
+def _remove_cube(url: str) -> None:
+    """Remove the arrays and tables galclust wrote in a cube store, and nothing else."""
+    fs, path = get_fs(url)
+    for name in CUBE_ENTRIES:
+        target = f"{path}/{name}"
+        if fs.exists(target):
+            fs.rm(target, recursive=fs.isdir(target))
+    fs.invalidate_cache(path)
+
+
+def _create(url: str, inputs: _Inputs, tile: int, compression: str, *,
+            existing: bool = False) -> None:
     import dask.array as da
 
     ny, nx = inputs.shape
@@ -434,6 +455,9 @@ def _create(url: str, inputs: _Inputs, tile: int, compression: str) -> None:
                                  units=m.bands[0].unit)
     template["seg"].attrs.update(long_name="segmentation map: 0 sky, else catalog id")
     template["wavelength"].attrs.update(units="micron", long_name="pivot wavelength")
+    # the marker (galclust_store) is written with the group itself: from its
+    # first byte the store says it is galclust's, and incomplete
+    template.attrs.update(galclust_store="cube", ingest_status="writing")
     codec = _codecs(compression)
     encoding = {
         "sci": {"chunks": (nb, tile, tile), "fill_value": np.float32(0), "compressors": codec},
@@ -443,7 +467,10 @@ def _create(url: str, inputs: _Inputs, tile: int, compression: str) -> None:
         "seg": {"chunks": (tile, tile), "fill_value": np.int32(0),
                 "compressors": _codecs("zstd")},
     }
-    template.to_zarr(_zarr_store(url), mode="w", compute=False, encoding=encoding,
+    if existing:  # a galclust cube being rewritten: only its own arrays go
+        _remove_cube(url)
+    # mode "a", never "w": "w" deletes everything under the prefix, whoever wrote it
+    template.to_zarr(_zarr_store(url), mode="a", compute=False, encoding=encoding,
                      consolidated=False, zarr_format=3)
 
 
@@ -469,7 +496,8 @@ def _wcs_attrs(info: ImageInfo) -> tuple[dict[str, Any], float]:
 
 def ingest(manifest: str | os.PathLike[str] | Manifest, store: str, *, tile: int | None = None,
            client: Any = None, verify: bool = False, progress: bool = False,
-           report: bool = False, compression: str = DEFAULT_COMPRESSION) -> xr.Dataset | tuple[xr.Dataset, IngestReport]:
+           report: bool = False, compression: str = DEFAULT_COMPRESSION,
+           overwrite: bool = False) -> xr.Dataset | tuple[xr.Dataset, IngestReport]:
     """Ingest a survey's FITS mosaics into a zarr cube store.
 
     Every header and table is checked before any pixel is read. Re-ingesting
@@ -483,8 +511,9 @@ def ingest(manifest: str | os.PathLike[str] | Manifest, store: str, *, tile: int
     store : str
         The cube store: a local folder or ``s3://bucket/prefix``.
     tile : int, optional
-        Square chunk size in pixels (default :data:`DEFAULT_TILE`). Changing
-        it for an existing store rewrites the store.
+        Square chunk size in pixels (default: an existing store's own, else
+        :data:`DEFAULT_TILE`). Changing it for an existing store rewrites the
+        store's arrays.
     client : distributed.Client, optional
         Run the block tasks on this Dask cluster (default: local threads).
     verify : bool
@@ -507,24 +536,36 @@ def ingest(manifest: str | os.PathLike[str] | Manifest, store: str, *, tile: int
     Raises
     ------
     ManifestError, MissingInputError, InputError
-        For a malformed manifest or input, before anything is written.
+        For a malformed manifest or input (including pixels that cannot be
+        right: an all-NaN band, an all-zero weight map, negative errors, a
+        catalog off the image), before anything is written.
     StoreError
-        If the store cannot be written (missing bucket, refused credentials).
+        If the store cannot be written (missing bucket, refused credentials),
+        exists and is not a galclust cube store, or overlaps an input.
     """
     t0 = time.perf_counter()
     if not isinstance(manifest, Manifest):
         manifest = load_manifest(manifest)
-    tile = int(tile or DEFAULT_TILE)
-    if tile < 16:
-        raise InputError(f"tile={tile} is too small; use at least 16 px (default {DEFAULT_TILE}).")
+    if tile is not None and (isinstance(tile, bool) or not isinstance(tile, int | np.integer)
+                             or tile < 16):
+        raise InputError(f"tile={tile!r}: give a whole number of pixels >= 16 "
+                         f"(default {DEFAULT_TILE}).")
     check_choice("compression", compression, COMPRESSIONS)
     store = str(store).rstrip("/")
     check_writable(store)
+    sources = [p for p in (manifest.source, *manifest.input_paths().values())
+               if p and p != "<memory>"]
+    state = claim_store(store, "cube", inputs=sources)
     inputs = _validate(manifest)
+    check_pixels(inputs.manifest, inputs.sci, inputs.noise, inputs.seg, inputs.catalog)
+    attrs = (_read_attrs(store) or {}) if state == "existing" else {}
+    tile = int(tile or attrs.get("layout", {}).get("tile") or DEFAULT_TILE)
     layout = _layout(inputs, tile, compression)
-
-    attrs = _read_attrs(store) or {}
-    previous = attrs.get("provenance", {}) if attrs.get("layout") == layout else {}
+    if attrs and attrs.get("layout") != layout:
+        log.warning("ingest %s: the store's layout (bands, shape, tile, compression) differs "
+                    "from this ingest's; its arrays are rewritten", store)
+    previous = (attrs.get("provenance", {})
+                if attrs.get("layout") == layout and not overwrite else {})
     fresh = not previous
     # A fresh ingest writes everything anyway: its checksums are computed as
     # tasks beside the block writes instead of in a serial pass before them.
@@ -557,7 +598,7 @@ def ingest(manifest: str | os.PathLike[str] | Manifest, store: str, *, tile: int
         return (cube, rep) if report else cube
 
     if fresh:
-        _create(store, inputs, tile, compression)
+        _create(store, inputs, tile, compression, existing=state == "existing")
     group = _open_group(store, "r+")
     group.attrs.update({"ingest_status": "writing", "layout": layout,
                         "provenance": {"inputs": prov_inputs, "written": kept}})
@@ -592,6 +633,7 @@ def ingest(manifest: str | os.PathLike[str] | Manifest, store: str, *, tile: int
                         manifest.segmentation.path, len(missing), missing[:5])
     written = sorted(set(kept) | set(band_parts.values()) | {seg_part, table_part})
     group.attrs.update({
+        "galclust_store": "cube",
         "survey": manifest.name,
         "wcs": wcs,
         "pixel_scale": pixel_scale,

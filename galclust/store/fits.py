@@ -210,6 +210,8 @@ class ImageReader:
                         self._to_int(block, out, ys)
                     else:
                         np.copyto(out, block, casting="unsafe")
+        except InputError:
+            raise  # already names the file and what is wrong
         except _Truncated as exc:
             raise InputError(f"{self.what}: truncated data, rows {ys.start}:{ys.stop} "
                              f"gave {exc.args[0]}, expected {expected}.") from None

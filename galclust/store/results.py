@@ -12,14 +12,26 @@ A run becomes visible only when :meth:`RunWriter.publish` writes
 ``latest.json`` (a single small object: atomic on object stores, ``os.replace``
 on disk), so readers never see a half-written run and an interrupted run
 leaves the previous one in place. A run may reuse products of an earlier run
-(unchanged inputs and parameters): its ``run.json`` then points at them.
+(unchanged inputs and parameters): they are hard-linked (on disk) or copied
+(object stores) into the run when it is published, so every run stays
+readable on its own when older runs are deleted. A run that selected nothing
+or in which every galaxy failed is kept with ``status: "failed"`` for
+inspection (:meth:`RunWriter.fail`) and never becomes ``latest``.
+
+Run ids and product names are checked (:mod:`galclust.store.safety`) where
+they are given and where paths are built, so nothing is read or written
+outside the store; the store itself is claimed before its first write: a
+location that exists and is not a galclust results store is refused.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
 import secrets
 import time
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,7 +40,15 @@ import pandas as pd
 import xarray as xr
 
 import galclust
-from galclust.errors import StoreError
+from galclust.errors import GalclustWarning, StoreError
+from galclust.store.safety import (
+    RESULTS_MARKER,
+    check_product_name,
+    check_product_path,
+    check_run_id,
+    claim_store,
+    run_path,
+)
 from galclust.store.urls import (
     check_writable,
     exists,
@@ -41,6 +61,8 @@ from galclust.store.urls import (
 )
 
 __all__ = ["Results", "RunWriter", "default_results_url", "open_results"]
+
+log = logging.getLogger(__name__)
 
 POINTER = "latest.json"
 
@@ -57,14 +79,89 @@ def _new_run_id() -> str:
 
 
 def _read_json(url: str, what: str) -> dict[str, Any]:
-    return json.loads(read_bytes(url, what=what).decode())
+    raw = read_bytes(url, what=what)
+    try:
+        doc = json.loads(raw.decode())
+    except (ValueError, UnicodeDecodeError):
+        raise StoreError(f"{url}: the {what} is not valid JSON (truncated or edited by "
+                         "hand?); restore it, or delete it so that galclust rewrites it "
+                         "with the next run.") from None
+    if not isinstance(doc, dict):
+        raise StoreError(f"{url}: the {what} is not a JSON object; restore or delete it.")
+    return doc
+
+
+def _run_doc(url: str, run_id: str) -> str:
+    return join(url, run_path(run_id, "run.json"))
 
 
 def _latest_id(url: str) -> str | None:
+    """The run the pointer names, or None if there is no pointer.
+
+    Raises
+    ------
+    StoreError
+        If the pointer is not valid JSON or names no valid run id.
+    """
     pointer = join(url, POINTER)
     if not exists(pointer):
         return None
-    return _read_json(pointer, "results pointer")["run"]
+    doc = _read_json(pointer, "results pointer")
+    run = doc.get("run")
+    try:
+        return check_run_id(run)
+    except ValueError:
+        raise StoreError(f"{pointer}: the results pointer names {run!r}, not a run id; "
+                         "restore it, or delete it so that the next run rewrites it.") from None
+
+
+def _published(url: str, run_id: str) -> dict[str, Any] | None:
+    """The ``run.json`` of a published run, or None (missing run, or a failed one)."""
+    doc_url = _run_doc(url, run_id)
+    if not exists(doc_url):
+        return None
+    doc = _read_json(doc_url, "run manifest")
+    return None if doc.get("status", "published") != "published" else doc
+
+
+def _latest(url: str) -> dict[str, Any] | None:
+    """The latest published run's ``run.json``; a dangling pointer is ignored with a warning."""
+    latest = _latest_id(url)
+    if latest is None:
+        return None
+    doc = _published(url, latest)
+    if doc is None:
+        known = list_runs(url)
+        fallback = known[-1] if known else None
+        warnings.warn(
+            f"{join(url, POINTER)} names run {latest}, which no longer exists; "
+            + (f"using the newest published run, {fallback}, instead" if fallback else
+               "no published run remains") + ". The next published run repairs the pointer.",
+            GalclustWarning, stacklevel=3)
+        doc = _published(url, fallback) if fallback else None
+    return doc
+
+
+def _copy_tree(src: str, dst: str) -> None:
+    """Put a copy of the product at ``src`` at ``dst``: hard links on disk, copies elsewhere."""
+    fs, spath = get_fs(src)
+    _, dpath = get_fs(dst)
+    if is_url(src):
+        fs.copy(spath, dpath, recursive=True)
+        return
+    if os.path.isfile(spath):
+        pairs = [(spath, dpath)]
+    else:
+        pairs = [(os.path.join(root, f), os.path.join(dpath, os.path.relpath(root, spath), f))
+                 for root, _, files in os.walk(spath) for f in files]
+    for a, b in pairs:
+        os.makedirs(os.path.dirname(b), exist_ok=True)
+        try:
+            os.link(a, b)
+        except OSError:  # another filesystem, or no hard links: copy the bytes
+            import shutil
+
+            shutil.copy2(a, b)
 
 
 @dataclass
@@ -116,17 +213,20 @@ class RunWriter:
             If the store cannot be written.
         """
         url = str(url).rstrip("/")
+        run_id = _new_run_id() if run_id is None else check_run_id(run_id, argument="run_id")
         check_writable(url)
-        writer = cls(url=url, run_id=run_id or _new_run_id(), params=dict(params or {}))
-        latest = _latest_id(url)
-        if latest is not None:
-            writer.previous = _read_json(join(url, "runs", latest, "run.json"), "run manifest")
-            if inherit:
-                writer.products = dict(writer.previous.get("products", {}))
+        if claim_store(url, "results", argument="results store") == "new":
+            write_bytes(join(url, RESULTS_MARKER), json.dumps(
+                {"galclust_store": "results", "galclust_version": galclust.__version__}).encode())
+        writer = cls(url=url, run_id=run_id, params=dict(params or {}))
+        writer.previous = _latest(url)
+        if writer.previous is not None and inherit:
+            writer.products = dict(writer.previous.get("products", {}))
         return writer
 
     def _path(self, name: str, suffix: str) -> str:
-        return f"runs/{self.run_id}/{name}{suffix}"
+        check_product_name(name)
+        return run_path(self.run_id, name + suffix)
 
     def url_of(self, name: str) -> str:
         """Absolute URL of a product of this run (written or inherited)."""
@@ -163,26 +263,70 @@ class RunWriter:
             return ds.to_zarr(_zarr_store(url), mode="w", compute=compute, consolidated=True,
                               zarr_format=3)
 
+    def table(self, name: str, *, columns: list[str] | None = None) -> pd.DataFrame:
+        """Read back a table product of this run (written or inherited)."""
+        if self.products.get(name, {}).get("kind") != "table":
+            raise KeyError(f"run {self.run_id} of {self.url} has no table {name!r}.")
+        fs, path = get_fs(join(self.url, check_product_path(self.products[name]["path"],
+                                                            where=self.url)))
+        return pd.read_parquet(path, filesystem=fs, columns=columns)
+
     def reuse(self, name: str) -> None:
         """Keep the previous run's product ``name`` (already inherited by default)."""
         if self.previous is None or name not in self.previous.get("products", {}):
             raise StoreError(f"{self.url}: no previous run holds product {name!r} to reuse.")
         self.products[name] = self.previous["products"][name]
 
-    def publish(self) -> str:
-        """Write ``run.json``, then the pointer (last). Returns the run id."""
-        doc = {
+    def _carry(self) -> None:
+        """Copy (hard-link on disk) every product held by another run into this run."""
+        own = run_path(self.run_id, "run.json")[:-len("run.json")]
+        for name, prod in sorted(self.products.items()):
+            rel = check_product_path(prod["path"], where=f"{self.url} run {self.run_id}")
+            if rel.startswith(own):
+                continue
+            new = self._path(name, ".zarr" if prod["kind"] == "dataset" else ".parquet")
+            _copy_tree(join(self.url, rel), join(self.url, new))
+            self.products[name] = {**prod, "path": new, "carried_from": rel.split("/")[1]}
+
+    def _doc(self, status: str, **extra: Any) -> dict[str, Any]:
+        return {
             "run": self.run_id,
+            "status": status,
             "published": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "params": self.params,
             "products": self.products,
             "provenance": {"galclust_version": galclust.__version__, **self.provenance},
             "previous": (self.previous or {}).get("run"),
+            **extra,
         }
-        write_bytes(join(self.url, "runs", self.run_id, "run.json"),
+
+    def publish(self) -> str:
+        """Carry reused products into the run, write ``run.json``, then the pointer (last).
+
+        Returns
+        -------
+        str
+            The run id.
+        """
+        self._carry()
+        doc = self._doc("published")
+        write_bytes(join(self.url, run_path(self.run_id, "run.json")),
                     json.dumps(doc, indent=1, default=str).encode())
         write_bytes(join(self.url, POINTER),
                     json.dumps({"run": self.run_id, "published": doc["published"]}).encode())
+        return self.run_id
+
+    def fail(self, reason: str) -> str:
+        """Keep the run for inspection, marked failed; the pointer is not moved.
+
+        ``open_results(url, run=<id>)`` still reads it; ``run="latest"`` and
+        the next runs never do.
+        """
+        doc = self._doc("failed", reason=reason)
+        write_bytes(join(self.url, run_path(self.run_id, "run.json")),
+                    json.dumps(doc, indent=1, default=str).encode())
+        log.info("run %s of %s failed and was not published: %s", self.run_id, self.url,
+                    reason)
         return self.run_id
 
 
@@ -209,6 +353,11 @@ class Results:
         return self.manifest.get("params", {})
 
     @property
+    def status(self) -> str:
+        """``"published"``, or ``"failed"`` for a run kept for inspection only."""
+        return str(self.manifest.get("status", "published"))
+
+    @property
     def products(self) -> list[str]:
         return sorted(self.manifest.get("products", {}))
 
@@ -224,7 +373,8 @@ class Results:
                            f"it has: {', '.join(sorted(prods)) or 'none'}.")
         if prods[name]["kind"] != kind:
             raise KeyError(f"product {name!r} is a {prods[name]['kind']}, not a {kind}.")
-        return join(self.url, prods[name]["path"])
+        rel = check_product_path(prods[name]["path"], where=_run_doc(self.url, self.run_id))
+        return join(self.url, rel)
 
     def table(self, name: str, *, columns: list[str] | None = None,
               filters: list[Any] | None = None) -> pd.DataFrame:
@@ -253,18 +403,31 @@ class Results:
 
 
 def run_ids(url: str) -> list[str]:
-    """Ids of every run prefix in the store, published or not, oldest first."""
+    """Ids of every run prefix in the store, published or not, oldest first.
+
+    Entries under ``runs/`` that are not valid run ids are not galclust's and
+    are passed over.
+    """
     fs, path = get_fs(str(url).rstrip("/"))
     runs_dir = f"{path}/runs"
     if not fs.exists(runs_dir):
         return []
-    return sorted(p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(runs_dir, detail=False))
+    names = (p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(runs_dir, detail=False))
+    return sorted(n for n in names if _valid_run_id(n))
+
+
+def _valid_run_id(name: str) -> bool:
+    try:
+        check_run_id(name)
+    except ValueError:
+        return False
+    return True
 
 
 def list_runs(url: str) -> list[str]:
-    """Ids of the runs that were published (have a ``run.json``), oldest first."""
+    """Ids of the runs that were published (not failed, not unfinished), oldest first."""
     url = str(url).rstrip("/")
-    return [i for i in run_ids(url) if exists(join(url, "runs", i, "run.json"))]
+    return [i for i in run_ids(url) if _published(url, i) is not None]
 
 
 def open_results(url: str, run: str = "latest") -> Results:
@@ -275,23 +438,33 @@ def open_results(url: str, run: str = "latest") -> Results:
     url : str
         Results store (local folder or ``s3://``).
     run : str
-        ``"latest"`` (what the pointer names) or a run id.
+        ``"latest"`` (what the pointer names) or a run id. A pointer that
+        names a deleted run is passed over with a warning, for the newest
+        published run. A failed run (kept for inspection) opens by its id.
 
     Raises
     ------
+    InputError
+        If ``run`` is not a run id (e.g. a path).
     StoreError
-        If nothing was published there, or the run does not exist.
+        If there is no results store at ``url``, nothing was published
+        there, or the run does not exist.
     """
     url = str(url).rstrip("/")
-    run_id = _latest_id(url) if run == "latest" else run
-    if run_id is None:
-        if not is_url(url) and not exists(url):
-            raise StoreError(f"{url}: no results store here.")
-        raise StoreError(f"{url}: no run has been published yet; run `galclust nightly` "
-                         "(or `galclust pixels` / `galclust flag`) first.")
-    doc_url = join(url, "runs", run_id, "run.json")
+    if run != "latest":
+        check_run_id(run)
+    if not exists(url):
+        raise StoreError(f"{url}: no results store exists here; check the URL (galclust "
+                         "writes a results store beside the cube store: field.zarr -> "
+                         "field-results).")
+    if run == "latest":
+        doc = _latest(url)
+        if doc is None:
+            raise StoreError(f"{url}: no run has been published to this results store yet.")
+        return Results(url=url, run_id=doc["run"], manifest=doc)
+    doc_url = _run_doc(url, run)
     if not exists(doc_url):
         known = list_runs(url)
-        raise StoreError(f"{url}: no published run {run_id!r}; published runs: "
+        raise StoreError(f"{url}: no published run {run!r}; published runs: "
                          f"{', '.join(known[-10:]) or 'none'}.")
-    return Results(url=url, run_id=run_id, manifest=_read_json(doc_url, "run manifest"))
+    return Results(url=url, run_id=run, manifest=_read_json(doc_url, "run manifest"))

@@ -11,7 +11,7 @@ import pandas as pd
 from galclust.errors import InputError, MissingInputError
 from galclust.store.urls import get_fs, is_url, read_bytes
 
-__all__ = ["TABLE_SUFFIXES", "normalise_catalog", "read_table"]
+__all__ = ["TABLE_SUFFIXES", "normalise_catalog", "read_id_list", "read_table"]
 
 TABLE_SUFFIXES = {
     ".csv": "csv", ".txt": "csv", ".ecsv": "ecsv", ".parquet": "parquet", ".pq": "parquet",
@@ -149,3 +149,43 @@ def normalise_catalog(df: pd.DataFrame, *, id: str, ra: str, dec: str,
         name = f"cat_{col}" if col in ("id", "ra", "dec", "z", "x", "y") else str(col)
         out[name] = df[col].to_numpy()
     return out
+
+
+def read_id_list(path: str, *, argument: str = "--ids") -> list[int]:
+    """Read a list of integer ids, one per line (``#`` starts a comment), local or ``s3://``.
+
+    Parameters
+    ----------
+    path : str
+        The file.
+    argument : str
+        The option that named it, for messages.
+
+    Raises
+    ------
+    MissingInputError
+        If the file does not exist.
+    InputError
+        Naming the file, the line and the first offending token (never more of
+        the file's contents), if a line does not hold one integer id.
+    """
+    raw = read_bytes(path, what=f"{argument} file")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"{argument} @{path}: not a text file; give one integer id per "
+                         "line.") from None
+    ids = []
+    for n, line in enumerate(text.splitlines(), 1):
+        tokens = line.split("#", 1)[0].replace(",", " ").split()
+        for tok in tokens:
+            try:
+                ids.append(int(tok))
+            except ValueError:
+                shown = tok if len(tok) <= 20 else tok[:17] + "..."
+                raise InputError(f"{argument} @{path}: line {n} holds {shown!r}, not an "
+                                 "integer id; give one integer id per line.") from None
+    if not ids:
+        raise InputError(f"{argument} @{path}: the file holds no id; give one integer id per "
+                         "line.")
+    return ids

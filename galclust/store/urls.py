@@ -87,6 +87,11 @@ def _explain_s3(url: str, exc: BaseException) -> StoreError:
             "AWS environment (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or AWS_PROFILE) and "
             "that they may read and write this bucket."
         )
+    if "NoCredentials" in text or "Unable to locate credentials" in text:
+        return StoreError(
+            f"{url}: no AWS credentials were found for bucket {bucket!r}. Set "
+            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) in the environment."
+        )
     if isinstance(exc, FileNotFoundError) or "NoSuchBucket" in text:
         return StoreError(
             f"{url}: bucket {bucket!r} does not exist. Create it first "

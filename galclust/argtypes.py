@@ -1,0 +1,48 @@
+"""argparse types that check ranges, so no option falls back to a default silently.
+
+``--tile 0``, ``--workers 0`` or ``--snr-min nan`` are refused by argparse with a
+one-line message naming the option, before any work starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+__all__ = ["number", "whole"]
+
+
+def whole(minimum: int) -> Any:
+    """An argparse ``type``: a whole number >= ``minimum`` (0 and negatives never fall
+    back to a default silently)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} is below the minimum, {minimum}")
+        return value
+
+    parse.__name__ = f"whole number >= {minimum}"
+    return parse
+
+
+def number(low: float = -float("inf"), high: float = float("inf"), *,
+           open_low: bool = False) -> Any:
+    """An argparse ``type``: a finite number in [``low``, ``high``] (``(low`` if open_low)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        below = value <= low if open_low else value < low
+        if not (value == value and abs(value) != float("inf")) or below or value > high:
+            span = f"{'(' if open_low else '['}{low:g}, {high:g}]"
+            raise argparse.ArgumentTypeError(f"{text!r} is not a finite number in {span}")
+        return value
+
+    parse.__name__ = "number"
+    return parse
