@@ -436,7 +436,10 @@ def _traceback(verbose: int) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``galclust`` command; returns the exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, or a refused option (argparse printed why)
+        return int(exc.code or 0) if not isinstance(exc.code, str) else 2
     _setup_logging(args.verbose)
     prefect_environment()
     t0 = time.perf_counter()

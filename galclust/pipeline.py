@@ -155,8 +155,8 @@ def preflight(manifest: str, store: str, results: str, *, scheduler: str | None 
     m = load_manifest(manifest)
     inputs = [manifest, *m.input_paths().values()]
     for url, kind, arg in ((store, "cube", "store"), (results, "results", "results store")):
-        check_writable(url)
         claim_store(url, kind, inputs=inputs, argument=arg)
+        check_writable(url)
     if labels:
         read_labels(labels)
     if scheduler:

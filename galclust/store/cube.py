@@ -92,7 +92,8 @@ def _zarr_store(url: str) -> Any:
 
 
 def _open_group(url: str, mode: str = "r") -> zarr.Group:
-    return zarr.open_group(_zarr_store(url), mode=mode, zarr_format=3)
+    with _quiet_zarr():  # files a user keeps beside the arrays are not zarr's concern
+        return zarr.open_group(_zarr_store(url), mode=mode, zarr_format=3)
 
 
 # --------------------------------------------------------------------------- validation
@@ -552,10 +553,10 @@ def ingest(manifest: str | os.PathLike[str] | Manifest, store: str, *, tile: int
                          f"(default {DEFAULT_TILE}).")
     check_choice("compression", compression, COMPRESSIONS)
     store = str(store).rstrip("/")
-    check_writable(store)
     sources = [p for p in (manifest.source, *manifest.input_paths().values())
                if p and p != "<memory>"]
     state = claim_store(store, "cube", inputs=sources)
+    check_writable(store)
     inputs = _validate(manifest)
     check_pixels(inputs.manifest, inputs.sci, inputs.noise, inputs.seg, inputs.catalog)
     attrs = (_read_attrs(store) or {}) if state == "existing" else {}

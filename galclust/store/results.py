@@ -214,8 +214,9 @@ class RunWriter:
         """
         url = str(url).rstrip("/")
         run_id = _new_run_id() if run_id is None else check_run_id(run_id, argument="run_id")
+        state = claim_store(url, "results", argument="results store")
         check_writable(url)
-        if claim_store(url, "results", argument="results store") == "new":
+        if state == "new":
             write_bytes(join(url, RESULTS_MARKER), json.dumps(
                 {"galclust_store": "results", "galclust_version": galclust.__version__}).encode())
         writer = cls(url=url, run_id=run_id, params=dict(params or {}))
@@ -454,6 +455,8 @@ def open_results(url: str, run: str = "latest") -> Results:
     if run != "latest":
         check_run_id(run)
     if not exists(url):
+        if is_url(url):
+            check_writable(url)  # a missing bucket or refused credentials: say that instead
         raise StoreError(f"{url}: no results store exists here; check the URL (galclust "
                          "writes a results store beside the cube store: field.zarr -> "
                          "field-results).")

@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from galclust.errors import InputError, StoreError
-from galclust.store.urls import get_fs, is_url, join, read_bytes
+from galclust.store.urls import _explain_s3, get_fs, is_url, join, read_bytes
 
 __all__ = [
     "PRODUCT_PATTERN",
@@ -159,6 +159,8 @@ def _listing(url: str) -> list[str] | None:
         entries = fs.ls(path, detail=False)
     except FileNotFoundError:
         return None
+    except Exception as exc:  # refused credentials, unreachable endpoint: say which
+        raise _explain_s3(url, exc) from None
     names = sorted(e.rstrip("/").rsplit("/", 1)[-1] for e in entries)
     if names == [path.rstrip("/").rsplit("/", 1)[-1]] and fs.isfile(path):
         raise StoreError(f"{url}: this is an object, not a prefix; give a store prefix that "

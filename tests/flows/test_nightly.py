@@ -240,3 +240,32 @@ def test_results_bucket_that_does_not_exist(prefect_harness, s3, survey):
     with pytest.raises(StoreError, match="bucket 'missing-results' does not exist"):
         nightly_flow(survey.manifest_path, "s3://missing-results/field.zarr",
                      results="s3://missing-results/field-results")
+
+
+def test_run_whose_every_galaxy_failed_is_not_published(prefect_harness, survey, tmp_path,
+                                                        dask_processes):
+    """A first good run is latest; a run at an impossible S/N threshold fails, is kept
+    as failed for inspection, and the pointer still names the good run."""
+    from flows.nightly import nightly_flow
+    from galclust.errors import RunFailedError
+
+    store, results = str(tmp_path / "c.zarr"), str(tmp_path / "c-results")
+    address, _ = dask_processes
+    good = nightly_flow(survey.manifest_path, store, results=results, scheduler=address)
+    with pytest.raises(RunFailedError, match="every one of the .* selected galaxies failed"):
+        nightly_flow(survey.manifest_path, store, results=results, scheduler=address,
+                     pixels={"snr_threshold": 1e9})
+    assert galclust.open_results(results).run_id == good["run"]
+    failed = [r for r in os.listdir(os.path.join(results, "runs")) if r != good["run"]]
+    assert len(failed) == 1
+    assert galclust.open_results(results, run=failed[0]).status == "failed"
+
+
+def test_bogus_method_is_refused_before_ingest(prefect_harness, survey, tmp_path):
+    from flows.nightly import nightly_flow
+    from galclust.errors import InputError
+
+    with pytest.raises(InputError, match="method='bogus' is not one of"):
+        nightly_flow(survey.manifest_path, str(tmp_path / "c.zarr"),
+                     pixels={"method": "bogus"})
+    assert not (tmp_path / "c.zarr").exists()  # nothing was ingested
