@@ -9,12 +9,12 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-__all__ = ["number", "whole"]
+__all__ = ["number", "run_id", "whole"]
 
 
-def whole(minimum: int) -> Any:
-    """An argparse ``type``: a whole number >= ``minimum`` (0 and negatives never fall
-    back to a default silently)."""
+def whole(minimum: int, maximum: int | None = None) -> Any:
+    """An argparse ``type``: a whole number >= ``minimum`` (and <= ``maximum``); 0 and
+    negatives never fall back to a default silently."""
 
     def parse(text: str) -> int:
         try:
@@ -23,6 +23,8 @@ def whole(minimum: int) -> Any:
             raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"{value} is below the minimum, {minimum}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"{value} is above the maximum, {maximum}")
         return value
 
     parse.__name__ = f"whole number >= {minimum}"
@@ -46,3 +48,15 @@ def number(low: float = -float("inf"), high: float = float("inf"), *,
 
     parse.__name__ = "number"
     return parse
+
+
+def run_id(text: str) -> str:
+    """An argparse ``type``: ``latest`` or a run id (never a path)."""
+    from galclust.store.safety import check_run_id
+
+    if text == "latest":
+        return text
+    try:
+        return check_run_id(text, argument="--run")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None

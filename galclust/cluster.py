@@ -46,6 +46,9 @@ def make_cluster(cluster_class: str | None = None, cluster_kwargs: dict[str, Any
         workers until scaled.
     """
     kwargs = dict(cluster_kwargs or {})
+    if n_workers is not None and (isinstance(n_workers, bool) or int(n_workers) != n_workers
+                                  or n_workers < 1):
+        raise InputError(f"n_workers={n_workers!r} must be a whole number >= 1 (default 2).")
     if cluster_class in (None, "", "distributed.LocalCluster", "LocalCluster"):
         from distributed import LocalCluster
 

@@ -174,6 +174,16 @@ def write_checkpoint(run: RunWriter, stage: str, key: str, products: list[str],
                 json.dumps(doc, default=str).encode())
 
 
+def _adopt(run: RunWriter, plan: StagePlan) -> None:
+    """Reuse a checkpoint: its products are linked into ``run``, which records the same
+    checkpoint, so later runs can reuse it from here when the older run is deleted."""
+    cp = plan.checkpoint
+    run.adopt(cp["products"])
+    extra = {k: v for k, v in cp.items() if k not in ("stage", "key", "run", "products",
+                                                        "written")}
+    write_checkpoint(run, cp["stage"], cp["key"], list(cp["products"]), **extra)
+
+
 def _checkpoints(url: str, stage: str) -> list[dict[str, Any]]:
     """Every checkpoint of ``stage`` in the store, newest run first (published or not)."""
     out = []
@@ -253,7 +263,7 @@ def run_pixels_stage(cube: xr.Dataset, catalog: pd.DataFrame, run: RunWriter,
 
     t0 = time.perf_counter()
     if plan.action == "reuse":
-        run.products.update(plan.checkpoint["products"])
+        _adopt(run, plan)
         return {"action": "reuse", "from_run": plan.checkpoint["run"], "clustered": 0,
                 "seconds": time.perf_counter() - t0}
     if footprints is None:
@@ -344,7 +354,7 @@ def run_catalog_stage(cube: xr.Dataset, catalog: pd.DataFrame, labels: pd.DataFr
 
     t0 = time.perf_counter()
     if plan.action == "reuse":
-        run.products.update(plan.checkpoint["products"])
+        _adopt(run, plan)
         return {"action": "reuse", "from_run": plan.checkpoint["run"], "sources": 0,
                 "seconds": time.perf_counter() - t0}
     table = run_catalog(cube, catalog, labels, run, client=client, **params)

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from galclust.argtypes import whole
+from galclust.argtypes import run_id, whole
 from galclust.catalog.schema import TABLE_NAME as SPURIOUS
 from galclust.errors import InputError, check_choice, did_you_mean
 from galclust.pixels.flags import PixelFlag
@@ -399,7 +399,7 @@ def add_query_parser(subparsers: Any) -> argparse.ArgumentParser:
     arg = p.add_argument
     arg("--results", metavar="URL", help="results store (folder or s3://)")
     arg("--store", metavar="URL", help="cube store (without --results: read STORE-results)")
-    arg("--run", default="latest", help="run id (default: %(default)s)")
+    arg("--run", default="latest", type=run_id, help="run id (default: %(default)s)")
     arg("--id", type=int, help="one catalog id")
     arg("--cone", metavar="RA,DEC,R", help="sources within R arcsec of RA, DEC")
     arg("--n-clusters", metavar="A[:B]", help="A pixel clusters, or A to B (A: or :B open)")

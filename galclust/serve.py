@@ -551,7 +551,7 @@ def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="worker processes of the default local cluster (default: 2)")
     p.add_argument("--name", default=DEPLOYMENT_NAME, help="deployment name (default: %(default)s)")
     p.add_argument("--run-now", action="store_true", help="also start one run immediately")
-    p.add_argument("--prefect-port", type=int, default=4200,
+    p.add_argument("--prefect-port", type=whole(1, 65535), default=4200,
                    help="port of the local Prefect server started when PREFECT_API_URL "
                    "is not set (default: %(default)s)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")

@@ -278,10 +278,18 @@ class RunWriter:
             raise StoreError(f"{self.url}: no previous run holds product {name!r} to reuse.")
         self.products[name] = self.previous["products"][name]
 
-    def _carry(self) -> None:
+    def adopt(self, products: Mapping[str, dict[str, Any]]) -> None:
+        """Take products of an earlier run into this one now (hard links on disk,
+        copies on object stores), so this run no longer depends on that run."""
+        self.products.update(products)
+        self._carry(list(products))
+
+    def _carry(self, names: list[str] | None = None) -> None:
         """Copy (hard-link on disk) every product held by another run into this run."""
         own = run_path(self.run_id, "run.json")[:-len("run.json")]
         for name, prod in sorted(self.products.items()):
+            if names is not None and name not in names:
+                continue
             rel = check_product_path(prod["path"], where=f"{self.url} run {self.run_id}")
             if rel.startswith(own):
                 continue

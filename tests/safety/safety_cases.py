@@ -111,10 +111,10 @@ CASES: list[Case] = [
     # ------------------------------------------------------------ paths outside the store
     Case("query-run-relative-escape",
          ("query", "--results", "{results}", "--run", "../../../evil", "--id", "1"),
-         message=r"run='\.\./\.\./\.\./evil' is not a run id: a run id is 1-100 letters"),
+         message=r"--run='\.\./\.\./\.\./evil' is not a run id: a run id is 1-100 letters"),
     Case("query-run-absolute-path",
          ("query", "--results", "{results}", "--run", "/abs/path", "--id", "1"),
-         message=r"run='/abs/path' is not a run id"),
+         message=r"argument --run: --run='/abs/path' is not a run id"),
     Case("writer-run-id-escape", call=_begin_outside, exit=ValueError,
          message=r"run_id='\.\./\.\./x' is not a run id"),
     Case("writer-run-id-absolute", call=_begin_absolute, exit=ValueError,

@@ -77,8 +77,7 @@ def empty_catalog(w):
 def negative_segment(w):
     with fits.open("survey/seg.fits") as hdul:
         seg, header = hdul[0].data.astype(np.int32), hdul[0].header
-    seg[seg == seg.max()] = -seg.max()
-    seg[::16, 5] = -3  # also on rows the sample reads
+    seg[seg == seg.max()] = -seg.max()  # one whole segment, around its catalog source
     fits.PrimaryHDU(seg, header=header).writeto("survey/seg.fits", overwrite=True)
 
 

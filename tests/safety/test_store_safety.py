@@ -222,3 +222,12 @@ def test_refused_credentials_are_one_line(world, s3_with_auth, capsys):
     assert status == 2
     assert "access to bucket 'somebucket' was refused. Check the credentials" in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.s3
+def test_nightly_into_a_missing_bucket_is_one_line_before_any_work(world, s3, capsys):
+    status = main(["nightly", world.manifest, "--store", "s3://no-such-bucket-x/field.zarr"])
+    err = capsys.readouterr().err
+    assert status == 2
+    assert "bucket 'no-such-bucket-x' does not exist. Create it first" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
