@@ -258,7 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "truth, and where the pictures are.")
     p.add_argument("--workdir", default="galclust-demo",
                    help="folder for the synthetic survey and stores (default: %(default)s)")
-    p.add_argument("--size", type=whole(64), default=1024,
+    p.add_argument("--size", type=whole(128), default=1024,
                    help="mosaic side in pixels (default: %(default)s)")
     p.add_argument("--seed", type=whole(0), default=0, help="random seed (default: %(default)s)")
     p.add_argument("--store", default=None,

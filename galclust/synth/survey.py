@@ -75,6 +75,9 @@ from galclust.synth.seds import NIRCAM_BANDS, band_widths
 
 __all__ = ["SyntheticSurvey", "make_survey"]
 
+#: Marker file of a folder written by :func:`make_survey` (only such a folder is rewritten).
+SYNTH_MARKER = "galclust-synth.json"
+
 #: Typical 1-sigma pixel noise (nJy at 0.04"/px) of the NIRCam bands.
 _NIRCAM_RMS = {"F090W": 8.0, "F115W": 7.0, "F150W": 6.0, "F200W": 5.5, "F277W": 4.5,
                "F356W": 4.5, "F410M": 7.5, "F444W": 6.0}
@@ -267,7 +270,15 @@ def make_survey(path: str | os.PathLike[str], *, shape: tuple[int, int] = (1024,
                        snr_range=tuple(snr_range), rng=rng, layout=layout)
     kinds = {b: ("weight" if noise == "weight" or (noise == "mixed" and i % 2) else "err")
              for i, b in enumerate(names)}
+    marker = os.path.join(root, SYNTH_MARKER)
+    if os.path.isdir(root) and os.listdir(root) and not os.path.exists(marker):
+        shown = ", ".join(sorted(os.listdir(root))[:5])
+        raise InputError(f"{root} already holds files that are not a synthetic survey of "
+                         f"galclust's ({shown}); give a new or empty folder (it writes and "
+                         "replaces catalog, labels and FITS files there).")
     os.makedirs(root, exist_ok=True)  # only now: every argument has been checked
+    with open(marker, "w") as fh:  # this folder is galclust's: a rerun may replace its files
+        fh.write('{"galclust_store": "synthetic survey"}\n')
     for b in names:  # a previous run's other-kind noise file would be a stale delivery
         stale = os.path.join(root, noise_file_name(b, "weight" if kinds[b] == "err" else "err"))
         if os.path.exists(stale):

@@ -108,6 +108,10 @@ CASES: list[Case] = [
     Case("nightly-results-in-user-folder",
          ("nightly", "{manifest}", "--store", "{new}", "--results", "{user}"),
          message=r"results store .*user already exists and is not a galclust results store"),
+    Case("demo-into-a-users-survey-folder", ("demo", "--workdir", "{user}", "--size", "128"),
+         setup="user_survey_folder",
+         message=r"user/survey already holds files that are not a synthetic survey of "
+                 r"galclust's \(labels\.csv\); give a new or empty folder"),
     # ------------------------------------------------------------ paths outside the store
     Case("query-run-relative-escape",
          ("query", "--results", "{results}", "--run", "../../../evil", "--id", "1"),

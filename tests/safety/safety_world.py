@@ -98,6 +98,12 @@ def tamper_product_path(w):
     p.write_text(json.dumps(doc))
 
 
+def user_survey_folder(w):
+    (Path(w.user) / "survey").mkdir()
+    (Path(w.user) / "survey" / "labels.csv").write_text("id,reliable\n1,1\n")
+
+
 SETUPS = {f.__name__: f for f in (
+    user_survey_folder,
     wavelength_inf, nan_one_band, nan_every_band, zero_weight, negative_error,
     catalog_offset, empty_catalog, negative_segment, truncate_pointer, tamper_product_path)}
