@@ -34,18 +34,14 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from galclust.errors import GalclustError
-from galclust.serve import (
-    DEFAULT_CRON,
-    DEFAULT_TIMEZONE,
-    DEPLOYMENT_NAME,
+from flows.serve import (
     WORK_POOL,
-    build_deployment,
-    check_cluster_available,
+    add_deployment_arguments,
+    deployment_from_args,
     describe_deployment,
-    load_cluster_spec,
     run_service,
 )
+from galclust.errors import GalclustError
 
 WORK_POOL_COMMAND = f"prefect work-pool create {WORK_POOL} --type process"
 
@@ -62,16 +58,8 @@ def make_deployment(args: argparse.Namespace) -> Any:
     -------
     prefect.deployments.runner.RunnerDeployment
     """
-    cluster = None
-    if args.cluster_spec:
-        cluster = load_cluster_spec(args.cluster_spec)
-        check_cluster_available(cluster, source=args.cluster_spec)
-    return build_deployment(
-        args.manifest, args.store, results=args.results, cron=args.cron,
-        timezone=args.timezone, scheduler=args.scheduler, cluster=cluster,
-        workers=args.workers, name=args.name,
-        work_pool=args.work_pool if args.action == "deploy" else None,
-        validate=not args.no_validate)
+    return deployment_from_args(args, validate=not args.no_validate,
+                                work_pool=args.work_pool if args.action == "deploy" else None)
 
 
 def deploy_to_pool(deployment: Any, *, image: str | None = None) -> list[Any]:
@@ -98,27 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("action", choices=("show", "serve", "deploy"),
                         help="show: print the deployment; serve: run it from this process; "
                         "deploy: register it on a work pool")
-    parser.add_argument("manifest", help="survey manifest (TOML), local or s3://")
-    parser.add_argument("--store", required=True, help="cube store URL")
-    parser.add_argument("--results", default=None, help="results store URL "
-                        "(default: beside the cube store)")
-    where = parser.add_mutually_exclusive_group()
-    where.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                       help="a running Dask scheduler")
-    where.add_argument("--cluster-spec", default=None, metavar="FILE",
-                       help="a cluster spec, e.g. deploy/clusters/kubernetes.yaml")
-    parser.add_argument("--workers", type=int, default=None,
-                        help="worker processes of the default local cluster")
-    parser.add_argument("--cron", default=DEFAULT_CRON, help="default: %(default)s")
-    parser.add_argument("--timezone", default=DEFAULT_TIMEZONE, help="default: %(default)s")
-    parser.add_argument("--name", default=DEPLOYMENT_NAME, help="default: %(default)s")
+    add_deployment_arguments(parser)  # the same flags as `galclust serve`
     parser.add_argument("--work-pool", default=WORK_POOL, help="default: %(default)s")
     parser.add_argument("--image", default=None,
                         help="image for a Docker/Kubernetes work pool (not built here)")
-    parser.add_argument("--run-now", action="store_true", help="serve: also run once now")
-    parser.add_argument("--prefect-port", type=int, default=4200,
-                        help="serve without PREFECT_API_URL: port of the local Prefect "
-                        "server started here (default: %(default)s)")
     parser.add_argument("--no-validate", action="store_true",
                         help="do not open the manifest and stores from here (when only the "
                         "workers can reach them)")

@@ -1,96 +1,76 @@
 """Prefect flow: the nightly reprocessing of a survey.
 
-ingest -> pixel clustering -> catalog embedding and flags -> publish.
+ingest -> one task per stage of :data:`galclust.stages.STAGES` -> publish.
 
-Coarse tasks only: each stage is one Prefect task whose heavy work is a Dask
-graph on the cluster the configuration names (a scheduler address, a cluster
-class with its arguments, or a LocalCluster started only if some stage has
-work to do). What each stage must redo is decided by
-:mod:`galclust.pipeline` (unchanged inputs and parameters are reused, an
-interrupted run's finished stages are picked up); the run becomes visible
+Coarse tasks only, each a call into :mod:`galclust.stages` (the one run path):
+the heavy work of a stage is a Dask graph on the cluster the configuration names
+(a scheduler address, a cluster class with its arguments, or a LocalCluster
+started only when a stage has enough work for it; small runs use threads). What
+each stage must redo (compute, reuse, incremental, or skip with its reason) is
+planned once, with the survey's inputs opened once; the run becomes visible
 only when its pointer is written, last.
 """
 
 from __future__ import annotations
 
-import contextlib
 import time
 from typing import Any
 
 from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.utilities.annotations import quote
 
-import galclust
 from flows.common import retry_transient
 from flows.ingest import ingest_task
-from galclust.cluster import connect, dask_client
-from galclust.pipeline import (
-    StagePlan,
-    finish_run,
-    labels_fingerprint,
-    pixel_failure,
-    plan_catalog,
-    plan_pixels,
-    preflight,
-    run_catalog_stage,
-    run_pixels_stage,
-)
-from galclust.store.cube import open_catalog, open_labels
+from galclust.cluster import connect
+from galclust.options import RunSettings
+from galclust.pipeline import StagePlan, preflight
+from galclust.stages import RunInputs, begin, publish, run_client, run_stage
 from galclust.store.results import RunWriter, default_results_url
 
 
-def _labels(store: str, labels: str | None) -> Any:
-    from galclust.store.labels import read_labels
-
-    return read_labels(labels) if labels else open_labels(store)
-
-
-@task(name="plan-stages")
-def plan_task(store: str, results: str, pixels: dict[str, Any], catalog: dict[str, Any],
-              labels: str | None) -> dict[str, Any]:
-    """Decide what each stage must redo."""
-    cube = galclust.open_cube(store)
-    pix, footprints = plan_pixels(cube, open_catalog(store), results, pixels)
-    cat = plan_catalog(cube, results, catalog, labels_fingerprint(_labels(store, labels)))
-    return {"pixels": pix, "catalog": cat, "footprints": footprints}
+@task(name="plan-stages", cache_policy=NO_CACHE)
+def plan_task(store: str, results: str, settings: RunSettings, labels: str | None,
+              params: dict[str, Any]) -> tuple[RunInputs, RunWriter, dict[str, StagePlan]]:
+    """Open the inputs once, begin the run and plan every stage."""
+    inputs = RunInputs.open(store, results, labels=labels)
+    run, plans = begin(inputs, settings, params=params)
+    return inputs, run, plans
 
 
-@task(name="pixel-clustering", retries=2, retry_delay_seconds=10,
-      retry_condition_fn=retry_transient)
-def pixels_task(store: str, results: str, run_id: str, plan: StagePlan,
-                params: dict[str, Any], address: str | None,
-                footprints: Any = None) -> dict[str, Any]:
-    """Carry out the pixel-clustering plan; returns its summary and products."""
-    run = RunWriter(url=results, run_id=run_id)
-    with connect(address) if address else contextlib.nullcontext() as client:
-        summary = run_pixels_stage(galclust.open_cube(store), open_catalog(store), run, plan,
-                                   params, client=client, footprints=footprints)
-    return {**summary, "products": run.products}
+@task(name="stage", retries=2, retry_delay_seconds=10, retry_condition_fn=retry_transient,
+      cache_policy=NO_CACHE)
+def stage_task(inputs: RunInputs, run: RunWriter, plan: StagePlan, settings: RunSettings,
+               address: str | None) -> dict[str, Any]:
+    """Carry out one stage's plan on the cluster at ``address`` (threads if None)."""
+    if address is None:
+        return run_stage(inputs, run, plan, settings)
+    with connect(address) as client:
+        return run_stage(inputs, run, plan, settings, client=client)
 
 
-@task(name="catalog-flags", retries=2, retry_delay_seconds=10,
-      retry_condition_fn=retry_transient)
-def catalog_task(store: str, results: str, run_id: str, plan: StagePlan,
-                 params: dict[str, Any], labels: str | None,
-                 address: str | None) -> dict[str, Any]:
-    """Carry out the catalog plan; returns its summary and products."""
-    run = RunWriter(url=results, run_id=run_id)
-    with connect(address) if address else contextlib.nullcontext() as client:
-        summary = run_catalog_stage(galclust.open_cube(store), open_catalog(store),
-                                    _labels(store, labels), run, plan, params, client=client)
-    return {**summary, "products": run.products}
-
-
-@task(name="publish", retries=2, retry_delay_seconds=5, retry_condition_fn=retry_transient)
-def publish_task(run: RunWriter) -> str:
+@task(name="publish", retries=2, retry_delay_seconds=5, retry_condition_fn=retry_transient,
+      cache_policy=NO_CACHE)
+def publish_task(run: RunWriter, summaries: dict[str, dict[str, Any]]) -> str:
     """Write the run's manifest, then its pointer (last); a run whose every galaxy
     failed is kept as failed instead, and the task fails."""
-    return finish_run(run, pixel_failure(run))
+    return publish(run, summaries)
+
+
+def _settings(settings: dict[str, Any] | None, pixels: dict[str, Any] | None,
+              catalog: dict[str, Any] | None) -> RunSettings:
+    data = dict(settings or {})
+    for name, over in (("pixels", pixels), ("catalog", catalog)):
+        if over:
+            data[name] = {**dict(data.get(name) or {}), **over}
+    return RunSettings.from_dict(data, where="nightly_flow settings")
 
 
 @flow(name="galclust-nightly", log_prints=True)
 def nightly_flow(manifest: str, store: str, results: str | None = None,
                  scheduler: str | None = None, cluster_class: str | None = None,
                  cluster_kwargs: dict[str, Any] | None = None,
+                 settings: dict[str, Any] | None = None,
                  pixels: dict[str, Any] | None = None, catalog: dict[str, Any] | None = None,
                  labels: str | None = None, workers: int | None = None,
                  tile: int | None = None,
@@ -109,10 +89,14 @@ def nightly_flow(manifest: str, store: str, results: str | None = None,
         Address of a running Dask scheduler.
     cluster_class, cluster_kwargs : optional
         Otherwise, a cluster to start (e.g. ``dask_kubernetes.operator.KubeCluster``);
-        default a LocalCluster of ``workers`` processes.
+        default a LocalCluster of ``workers`` processes when the run is large
+        enough, threads when it is small.
+    settings : dict, optional
+        Run settings (:meth:`galclust.options.RunSettings.to_dict`): every
+        stage's options and the stages to skip.
     pixels, catalog : dict, optional
-        Options of :func:`galclust.pixels.survey.pixel_tables` and
-        :func:`galclust.catalog.survey.run_catalog`.
+        Options of one stage (:class:`~galclust.options.PixelOptions`,
+        :class:`~galclust.options.CatalogOptions`), over ``settings``.
     labels : str, optional
         Inspection labels file (default: those ingested with the cube).
     workers : int, optional
@@ -129,39 +113,31 @@ def nightly_flow(manifest: str, store: str, results: str | None = None,
     """
     log = get_run_logger()
     t0 = time.perf_counter()
-    pixels, catalog = dict(pixels or {}), dict(catalog or {})
+    run_settings = _settings(settings, pixels, catalog)
     results = results or default_results_url(store)
     # bad options, foreign or overlapping stores, a missing bucket, refused
     # credentials or a dead scheduler fail here, before any work
-    preflight(manifest, store, results, scheduler=scheduler, pixels=pixels, catalog=catalog,
-              labels=labels)
+    preflight(manifest, store, results, scheduler=scheduler, labels=labels)
     summary: dict[str, Any] = {"results": results, "store": store}
     t = time.perf_counter()
     summary["ingest"] = ingest_task(manifest, store, tile=tile, scheduler=scheduler)
     summary["ingest"]["seconds"] = time.perf_counter() - t
-    plans = plan_task(store, results, pixels, catalog, labels)
-    run = RunWriter.begin(results, inherit=False, params={
-        "store": store, "manifest": manifest, "pixels": pixels, "catalog": catalog,
-        "labels": labels})
-    need = plans["pixels"].needs_compute or plans["catalog"].needs_compute
-    log.info("run %s: pixels %s, catalog %s", run.run_id, plans["pixels"].action,
-             plans["catalog"].action)
-    own_cluster = need and not scheduler
-    with (dask_client(n_workers=workers, cluster_class=cluster_class,
-                      cluster_kwargs=cluster_kwargs, adapt_kwargs=adapt_kwargs) if own_cluster
-          else contextlib.nullcontext()) as client:
+    inputs, run, plans = plan_task(store, results, run_settings, labels,
+                                   {"manifest": manifest, "labels": labels})
+    log.info("run %s: %s", run.run_id, ", ".join(f"{k} {p.action}" for k, p in plans.items()))
+    summaries: dict[str, dict[str, Any]] = {}
+    with run_client(inputs, plans, scheduler=scheduler, cluster_class=cluster_class,
+                    cluster_kwargs=cluster_kwargs, adapt_kwargs=adapt_kwargs,
+                    workers=workers) as client:
         address = scheduler or (client.scheduler.address if client is not None else None)
-        pix = pixels_task(store, results, run.run_id, plans["pixels"], pixels, address,
-                          footprints=plans["footprints"])
-        run.products.update(pix.pop("products"))
-        cat = catalog_task(store, results, run.run_id, plans["catalog"], catalog, labels,
-                           address)
-        run.products.update(cat.pop("products"))
-    summary.update(pixels=pix, catalog=cat)
-    run.provenance.update(stages={"pixels": pix, "catalog": cat},
-                          ingest=summary["ingest"])
-    summary["run"] = publish_task(run)
+        for name, plan in plans.items():
+            # quote: the task gets these very objects (opened once; the run is shared)
+            summaries[name] = stage_task.with_options(name=f"stage-{name}")(
+                quote(inputs), quote(run), plan, run_settings, address)
+    run.provenance["ingest"] = summary["ingest"]
+    summary.update(summaries)
+    summary["run"] = publish_task(quote(run), summaries)
     summary["seconds"] = time.perf_counter() - t0
-    print(f"published run {summary['run']} to {results} in {summary['seconds']:.1f} s "
-          f"(pixels: {pix['action']}, catalog: {cat['action']})")
+    print(f"published run {summary['run']} to {results} in {summary['seconds']:.1f} s ("
+          + ", ".join(f"{k}: {v['action']}" for k, v in summaries.items()) + ")")
     return summary

@@ -1,7 +1,8 @@
 """Prefect flow: pixel-SED clustering of every galaxy of a cube store.
 
-One coarse task; the per-tile clustering inside it is a Dask graph run on the
-cluster the flow is given (a scheduler address, or a local cluster).
+One coarse task calling the one run path (:func:`galclust.stages.execute`) with
+the pixel stage only; its per-tile clustering is a Dask graph on the cluster
+the flow is given (a scheduler address), or threads for a small survey.
 """
 
 from __future__ import annotations
@@ -10,37 +11,28 @@ from typing import Any
 
 from prefect import flow, task
 
-import galclust
 from flows.common import retry_transient
-from galclust.cluster import dask_client
-from galclust.pipeline import check_pixel_params, finish_run, pixel_failure
-from galclust.store.cube import open_catalog
-from galclust.store.results import RunWriter, default_results_url
+from galclust.options import PixelOptions, RunSettings, make_options
+from galclust.stages import execute
+from galclust.store.results import open_results
 
 
 @task(name="cluster-pixels", retries=2, retry_delay_seconds=5,
       retry_condition_fn=retry_transient)
-def pixels_task(store: str, results: str, params: dict[str, Any],
+def pixels_task(store: str, results: str | None, options: dict[str, Any],
                 scheduler: str | None = None) -> dict[str, Any]:
-    """Cluster every selected galaxy and publish a run; returns its id and counts."""
-    cube = galclust.open_cube(store)
-    catalog = open_catalog(store)
-    check_pixel_params(params)
-    run = RunWriter.begin(results, params={"store": store, "pixels": params})
-    with dask_client(scheduler) as client:
-        from galclust.pixels.survey import run_pixels
-
-        run_pixels(cube, catalog, run, client=client, **params)
-    finish_run(run, pixel_failure(run))
-    gal = galclust.open_results(results, run=run.run_id).table("pixels/galaxies",
-                                                              columns=["n_clusters", "flags"])
-    return {"run": run.run_id, "galaxies": len(gal),
+    """Cluster every galaxy and publish a run; returns its id and counts."""
+    settings = RunSettings(pixels=make_options(PixelOptions, options, where="pixels_flow"))
+    report = execute(store, results=results, settings=settings, stages=["pixels"],
+                     scheduler=scheduler)
+    gal = open_results(report.results, run=report.run).table("pixels/galaxies",
+                                                             columns=["n_clusters", "flags"])
+    return {"run": report.run, "galaxies": len(gal),
             "flagged": int((gal["flags"] != 0).sum())}
 
 
 @flow(name="galclust-pixels", log_prints=True)
 def pixels_flow(store: str, results: str | None = None, scheduler: str | None = None,
-                **params: Any) -> dict[str, Any]:
-    """Pixel-SED clustering of a cube store (see :func:`galclust.pixels.survey.run_pixels`)."""
-    return pixels_task(store, results or default_results_url(store), params,
-                       scheduler=scheduler)
+                **options: Any) -> dict[str, Any]:
+    """Pixel-SED clustering of a cube store (``options``: :class:`~galclust.options.PixelOptions`)."""
+    return pixels_task(store, results, options, scheduler=scheduler)

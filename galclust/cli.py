@@ -13,10 +13,11 @@ import os
 import sys
 import time
 import traceback
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
-from galclust.argtypes import number, whole
+from galclust.argtypes import whole
 from galclust.errors import GalclustError, InputError, RunFailedError
 
 __all__ = ["main"]
@@ -117,117 +118,95 @@ def _floats(text: str | None, n: int, option: str, what: str) -> list[float] | N
     return values
 
 
-def _results_url(args: argparse.Namespace) -> str:
-    from galclust.store.results import default_results_url
+def settings_from_args(args: argparse.Namespace) -> Any:
+    """The run settings: the ``--settings`` file (if any), then the flags given."""
+    import dataclasses
 
-    return args.results or default_results_url(args.store)
+    from galclust.options import OPTIONS, load_settings, options_from_args
+
+    settings = load_settings(getattr(args, "settings", None))
+    return dataclasses.replace(settings, **{
+        name: options_from_args(cls, args, base=dataclasses.asdict(getattr(settings, name)))
+        for name, cls in OPTIONS.items()})
+
+
+def _selection(args: argparse.Namespace) -> dict[str, Any]:
+    from galclust.pixels.options import check_cone
+
+    sel = dict(ids=_ints(args.ids),
+               cone=_floats(args.cone, 3, "--cone", "RA,DEC,RADIUS (deg, deg, arcsec)"),
+               z_range=_floats(args.z_range, 2, "--z-range", "ZMIN,ZMAX"))
+    if sel["cone"] is not None:
+        sel["cone"] = list(check_cone(sel["cone"]))
+    return {k: v for k, v in sel.items() if v is not None}
+
+
+def _print_stages(report: Any) -> None:
+    for name, s in report.stages.items():
+        what = s.get("reason") or s.get("from_run") or ""
+        print(f"  {name:8s} {s['action']:12s} {s['seconds']:7.1f} s  {what}".rstrip())
 
 
 def cmd_pixels(args: argparse.Namespace) -> int:
     """Pixel-SED clustering of every (selected) galaxy of a cube store."""
     import galclust
-    from galclust.cluster import dask_client
-    from galclust.pipeline import check_pixel_params, finish_run, pixel_failure
-    from galclust.pixels.survey import run_pixels
-    from galclust.store.cube import open_catalog
-    from galclust.store.results import RunWriter
+    from galclust.stages import execute
 
-    n_clusters: int | str = int(args.n_clusters) if args.n_clusters.isdigit() else \
-        args.n_clusters
-    params = dict(method=args.method, normalize=args.normalize, metric=args.metric,
-                  n_clusters=n_clusters, snr_threshold=args.snr_min,
-                  random_state=args.seed)
-    selection = dict(ids=_ints(args.ids),
-                     cone=_floats(args.cone, 3, "--cone", "RA,DEC,RADIUS (deg, deg, arcsec)"),
-                     z_range=_floats(args.z_range, 2, "--z-range", "ZMIN,ZMAX"))
-    # a misspelt method or an impossible value fails before any cluster starts
-    check_pixel_params({**params, **selection})
-    cube = galclust.open_cube(args.store)
-    catalog = open_catalog(args.store)
-    results = _results_url(args)
-    run = RunWriter.begin(results, params={"store": args.store,
-                                           "pixels": {**params, **selection}})
-    with dask_client(args.scheduler, n_workers=args.workers) as client:
-        if not args.quiet:
-            print(f"pixel clustering on {client.dashboard_link or args.scheduler}", flush=True)
-        summary = run_pixels(cube, catalog, run, client=client, **selection, **params)
-    finish_run(run, pixel_failure(run))
-    gal = galclust.open_results(results).table("pixels/galaxies")
-    print(f"run {run.run_id} published to {results}")
-    print(f"galaxies {len(gal)}, clustered {int((gal['n_clusters'] > 0).sum())}, flagged "
+    settings = settings_from_args(args)  # every option checked before any work
+    selection = _selection(args)
+    report = execute(args.store, results=args.results, settings=settings, stages=["pixels"],
+                     scheduler=args.scheduler, workers=args.workers, **selection)
+    res = galclust.open_results(report.results, run=report.run)
+    gal = res.table("pixels/galaxies")
+    print(f"run {report.run} published to {report.results} in {report.seconds:.1f} s")
+    _print_stages(report)
+    clustered = gal["n_clusters"] > 0
+    print(f"galaxies {len(gal)}, clustered {int(clustered.sum())}, flagged "
           f"{int((gal['flags'] != 0).sum())}; median k = "
-          f"{float(gal.loc[gal['n_clusters'] > 0, 'n_clusters'].median()):.0f}")
+          f"{float(gal.loc[clustered, 'n_clusters'].median()):.0f}")
     if args.plots:
         from galclust.plots.survey import write_label_maps
 
-        paths = write_label_maps(cube, galclust.open_results(results), args.plots,
+        paths = write_label_maps(galclust.open_cube(args.store), res, args.plots,
                                  n=args.n_plots)
         print(f"{len(paths)} label maps written to {args.plots}")
-    del summary
     return 0
 
 
 def cmd_flag(args: argparse.Namespace) -> int:
     """Cutout embedding and spurious-source flags for the whole catalog."""
     import galclust
-    from galclust.catalog.pipeline import FlagOptions
-    from galclust.catalog.survey import run_catalog
-    from galclust.cluster import dask_client
-    from galclust.store.cube import open_catalog, open_labels
-    from galclust.store.labels import read_labels
-    from galclust.store.results import RunWriter
+    from galclust.stages import execute
 
-    options = dict(embedding=args.embedding, method=args.model, threshold=args.threshold)
-    FlagOptions.from_kwargs(**options)  # validate before any compute
-    labels = read_labels(args.labels) if args.labels else open_labels(args.store)
-    cube = galclust.open_cube(args.store)
-    catalog = open_catalog(args.store)
-    results = _results_url(args)
-    run = RunWriter.begin(results, params={"store": args.store,
-                                           "catalog": {**options, "size": args.size,
-                                                       "labels": args.labels}})
-    with dask_client(args.scheduler, n_workers=args.workers) as client:
-        table = run_catalog(cube, catalog, labels, run, size=args.size, client=client,
-                            random_state=args.seed, **options)
-    run.publish()
-    n_flag = int(table["flag"].sum())
-    print(f"run {run.run_id} published to {results}")
+    settings = settings_from_args(args)
+    report = execute(args.store, results=args.results, settings=settings, stages=["catalog"],
+                     labels=args.labels, scheduler=args.scheduler, workers=args.workers)
+    print(f"run {report.run} published to {report.results} in {report.seconds:.1f} s")
+    _print_stages(report)
+    if report.stages["catalog"]["action"] == "skip":
+        return 0
+    res = galclust.open_results(report.results, run=report.run)
+    table = res.table("catalog_spurious")
+    n_flag = int(table["flag"].fillna(False).astype(bool).sum())
+    summary = table.attrs.get("summary") or report.stages["catalog"]
     print(f"sources {len(table)}, flagged spurious {n_flag} "
-          f"({100 * n_flag / max(len(table), 1):.1f}%)")
+          f"({100 * n_flag / max(len(table), 1):.1f}%), unknown "
+          f"{int(table['flag'].isna().sum())}; labelled {summary.get('n_labelled', 0)}, of "
+          f"which the model contradicts {summary.get('contradicted_reliable', 0)} reliable and "
+          f"{summary.get('contradicted_spurious', 0)} spurious")
     if args.plots:
         from galclust.plots.survey import write_embedding_pictures
+        from galclust.store.cube import open_catalog, open_labels
+        from galclust.store.labels import read_labels
 
-        for path in write_embedding_pictures(table, labels, cube, catalog, args.plots,
-                                             size=args.size):
+        labels = read_labels(args.labels) if args.labels else open_labels(args.store)
+        options = {"embedding": settings.catalog.embedding, "model": settings.catalog.model}
+        for path in write_embedding_pictures(table, labels, galclust.open_cube(args.store),
+                                             open_catalog(args.store), args.plots,
+                                             size=settings.catalog.size, run_id=report.run,
+                                             options=options):
             print(f"picture {path}")
     return 0
-
-
-def cmd_nightly(args: argparse.Namespace) -> int:
-    """The nightly flow once, now: ingest -> pixels -> flags -> publish."""
-    from galclust.pipeline import preflight
-    from galclust.store.results import default_results_url
-
-    pixels = {"method": args.method, "normalize": args.normalize, "metric": args.metric}
-    preflight(args.manifest, args.store, args.results or default_results_url(args.store),
-              scheduler=args.cluster, pixels=pixels, labels=args.labels)
-    from flows.nightly import nightly_flow  # Prefect's import costs seconds: after the checks
-    summary = nightly_flow(args.manifest, args.store, results=args.results,
-                           scheduler=args.cluster, workers=args.workers, pixels=pixels,
-                           labels=args.labels)
-    print(f"run {summary['run']} published to {summary['results']} in "
-          f"{summary['seconds']:.1f} s")
-    for stage in ("pixels", "catalog"):
-        s = summary[stage]
-        print(f"  {stage:8s} {s['action']:12s} {s['seconds']:7.1f} s")
-    return 0
-
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    from galclust.demo import run_demo
-
-    return run_demo(workdir=args.workdir, size=args.size, seed=args.seed, store=args.store,
-                    workers=args.workers, quiet=args.quiet)
 
 
 # --------------------------------------------------------------------------- parser
@@ -238,7 +217,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the ``galclust`` command."""
+    """The argument parser of the library's commands (``flows.cli`` adds the Prefect ones)."""
     parser = argparse.ArgumentParser(
         prog="galclust",
         description="Survey-scale pixel-SED clustering and spurious-source flagging for "
@@ -248,25 +227,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
-    p = sub.add_parser("demo", help="make a synthetic survey and run the pipeline on it",
-                       description="Generate a small synthetic JWST-like survey (8 NIRCam "
-                       "bands) with known truth in a work folder and run the nightly pipeline "
-                       "on it (Prefect, a local Dask cluster): ingest into a cube store, "
-                       "pixel-SED clustering of every galaxy, spurious-source flags, publish "
-                       "to a results store. Prints what was built, accuracy against the "
-                       "truth, and where the pictures are.")
-    p.add_argument("--workdir", default="galclust-demo",
-                   help="folder for the synthetic survey and stores (default: %(default)s)")
-    p.add_argument("--size", type=whole(128), default=1024,
-                   help="mosaic side in pixels (default: %(default)s)")
-    p.add_argument("--seed", type=whole(0), default=0, help="random seed (default: %(default)s)")
-    p.add_argument("--store", default=None,
-                   help="cube store URL (default: WORKDIR/field.zarr)")
-    p.add_argument("--workers", type=whole(1), default=2,
-                   help="local Dask worker processes (default: %(default)s)")
-    _add_common(p)
-    p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("ingest", help="FITS mosaics -> zarr cube store",
                        description="Ingest the survey described by MANIFEST (TOML) into a "
@@ -289,30 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_pixels_parser(sub)
     _add_flag_parser(sub)
     from galclust.query import add_query_parser
-    from galclust.serve import add_serve_parser
 
-    add_serve_parser(sub)
     add_query_parser(sub)
-
-    p = sub.add_parser(
-        "nightly", help="ingest -> pixels -> flags -> publish, redoing only what changed",
-        description="Run the nightly reprocessing once: ingest the survey (unchanged bands "
-        "are not rewritten), cluster galaxy pixels and flag spurious sources (reusing "
-        "the last run's results where inputs and parameters are unchanged), and publish "
-        "the run atomically. Schedule it with `galclust serve`.")
-    add_survey_arguments(p)
-    p.add_argument("--cluster", default=None, metavar="ADDRESS",
-                   help="Dask scheduler address (default: a local cluster, started only "
-                   "if there is work to do)")
-    p.add_argument("--workers", type=whole(1), default=2,
-                   help="local cluster worker processes (default: %(default)s)")
-    p.add_argument("--labels", default=None, metavar="FILE",
-                   help="inspection labels (default: those named by the manifest)")
-    p.add_argument("--method", default="kmeans", help="pixel clustering method")
-    p.add_argument("--normalize", default="l2", help="pixel SED normalisation")
-    p.add_argument("--metric", default="euclidean", help="pixel SED distance")
-    _add_common(p)
-    p.set_defaults(func=cmd_nightly)
     return parser
 
 
@@ -324,46 +262,47 @@ def add_survey_arguments(p: argparse.ArgumentParser) -> None:
                    help="results store (default: the cube store's name with -results)")
 
 
+def add_run_options(p: argparse.ArgumentParser, stages: Sequence[str] | None = None) -> None:
+    """``--settings FILE`` and every option of the named stages (default all), built
+    from their options dataclasses (:mod:`galclust.options`)."""
+    from galclust.options import OPTIONS, add_option_arguments
+
+    p.add_argument("--settings", default=None, metavar="FILE",
+                   help="run-settings TOML ([pixels], [catalog], [run] skip=[...]); flags "
+                   "given on the command line override it")
+    for name, cls in OPTIONS.items():
+        if stages is None or name in stages:
+            add_option_arguments(p, cls)
+
+
 def _add_cluster_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--results", default=None, metavar="URL",
                    help="results store (default: the cube store's name with -results)")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                   help="Dask scheduler address (default: start a local cluster)")
+                   help="Dask scheduler address (default: in-process threads for fewer "
+                   "than 300 galaxies, else a local cluster)")
     p.add_argument("--workers", type=whole(1), default=2,
                    help="local cluster worker processes (default: %(default)s)")
-    p.add_argument("--seed", type=whole(0), default=0, help="random seed (default: %(default)s)")
 
 
 def _add_pixels_parser(sub: Any) -> None:
     p = sub.add_parser(
         "pixels", help="pixel-SED clustering of every galaxy",
         description="Group each galaxy's pixels by SED shape and build a composite SED per "
-        "group, for every catalog galaxy of a cube store (or a selection), on a Dask "
-        "cluster. Publishes a run to the results store: pixels/galaxies, "
-        "pixels/composites and pixels/stamps (label stamps).")
+        "group, for every catalog galaxy of a cube store (or a selection). Publishes a "
+        "run to the results store: pixels/galaxies, pixels/composites and pixels/stamps "
+        "(label stamps).")
     p.add_argument("--store", required=True, help="cube store (folder or s3://)")
     p.add_argument("--ids", default=None, help="only these ids: 12,57,301 or @ids.txt")
     p.add_argument("--cone", default=None, metavar="RA,DEC,R",
                    help="only galaxies within R arcsec of RA, DEC (degrees)")
     p.add_argument("--z-range", default=None, metavar="ZMIN,ZMAX",
                    help="only galaxies with ZMIN <= z <= ZMAX")
-    p.add_argument("--method", default="kmeans",
-                   help="kmeans, gmm, agglomerative, dbscan, hdbscan or spectral "
-                   "(default: %(default)s)")
-    p.add_argument("--normalize", default="l2",
-                   help="none, l2, median_sed, colour or sum (default: %(default)s)")
-    p.add_argument("--metric", default="euclidean",
-                   help="euclidean, xcorr, wavelength or chi2 (default: %(default)s)")
-    p.add_argument("--n-clusters", default="auto",
-                   help="auto (chi2 test of each added cluster; BIC for gmm), snr:TARGET, "
-                   "or an integer "
-                   "(default: %(default)s)")
-    p.add_argument("--snr-min", type=number(0), default=3.0,
-                   help="minimum median S/N of a pixel across bands (default: %(default)s)")
     p.add_argument("--plots", default=None, metavar="DIR",
                    help="write label-map + composite-SED PNGs of the brightest galaxies")
     p.add_argument("--n-plots", type=whole(1), default=12, help="how many (default: %(default)s)")
     _add_cluster_options(p)
+    add_run_options(p, ["pixels"])
     _add_common(p)
     p.set_defaults(func=cmd_pixels)
 
@@ -379,19 +318,10 @@ def _add_flag_parser(sub: Any) -> None:
     p.add_argument("--labels", default=None, metavar="FILE",
                    help="inspection labels (CSV, parquet, FITS or .xlsx: id, reliable, "
                    "reason); default: the labels ingested with the cube")
-    p.add_argument("--embedding", default="none",
-                   help="non-linear embedding on the PCA components: none, tsne or umap "
-                   "(default: %(default)s)")
-    p.add_argument("--model", default="combined",
-                   help="mixture, classifier or combined (default: %(default)s)")
-    p.add_argument("--threshold", type=number(0, 1, open_low=True), default=0.05,
-                   help="flag mixture components whose labelled spurious fraction exceeds "
-                   "this (default: %(default)s)")
-    p.add_argument("--size", type=whole(3), default=51,
-                   help="stamp side, px, odd (default: %(default)s)")
     p.add_argument("--plots", default=None, metavar="DIR",
                    help="write the embedding pictures (PNG) to DIR")
     _add_cluster_options(p)
+    add_run_options(p, ["catalog"])
     _add_common(p)
     p.set_defaults(func=cmd_flag)
 
@@ -422,10 +352,27 @@ def _setup_logging(verbose: int) -> None:
     os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning" if verbose < 2 else "info")
     # Prefect's own run log (state changes, and the traceback of a failed task)
     # only under -v: galclust prints one line per outcome itself
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL",
-                          ("CRITICAL", "INFO", "DEBUG")[min(verbose, 2)])
+    prefect_level = ("CRITICAL", "INFO", "DEBUG")[min(verbose, 2)]
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", prefect_level)
+    logging.getLogger("prefect").setLevel(prefect_level)  # if Prefect is configured already
+    # galclust's progress lines reach a Prefect run's log
+    os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "galclust")
     for noisy in ("distributed", "werkzeug", "numba"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+
+
+def _notes(args: argparse.Namespace, caught: list[warnings.WarningMessage]) -> None:
+    """galclust's own warnings as one ``note:`` line each; others only under ``-v``."""
+    from galclust.errors import GalclustWarning
+
+    seen = set()
+    for w in caught:
+        text = " ".join(str(w.message).split())
+        if issubclass(w.category, GalclustWarning) and text not in seen:
+            seen.add(text)
+            print(f"galclust {args.command}: note: {text}", file=sys.stderr)
+        elif args.verbose:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
 
 
 def _traceback(verbose: int) -> None:
@@ -433,9 +380,11 @@ def _traceback(verbose: int) -> None:
         traceback.print_exc(file=sys.stderr)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``galclust`` command; returns the exit status."""
-    parser = build_parser()
+def main(argv: Sequence[str] | None = None, *,
+         parser: argparse.ArgumentParser | None = None) -> int:
+    """Run the ``galclust`` command (``parser``: default the library's commands); returns
+    the exit status."""
+    parser = parser or build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, or a refused option (argparse printed why)
@@ -444,7 +393,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     prefect_environment()
     t0 = time.perf_counter()
     try:
-        status = int(args.func(args) or 0)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always" if args.verbose else "default")
+            status = int(args.func(args) or 0)
+        _notes(args, caught)
     except RunFailedError as exc:
         print(f"galclust {args.command}: run failed: {exc}", file=sys.stderr)
         return 1

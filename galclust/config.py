@@ -10,7 +10,7 @@ A survey manifest is a TOML file written by the user::
     wavelength = 1.501          # pivot wavelength, micron
     sci = "f150w_sci.fits"      # relative paths are relative to the manifest
     err = "f150w_err.fits"      # or: weight = "f150w_wht.fits" (inverse variance)
-    unit = "nJy"                # optional
+    unit = "nJy"                # recommended; see FLUX_UNITS
     # sci_hdu / err_hdu / weight_hdu: HDU index or name (default: first with data)
 
     [segmentation]
@@ -40,29 +40,43 @@ import dataclasses
 import math
 import os
 import tomllib
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
-from galclust.errors import ManifestError, did_you_mean
+from galclust.errors import GalclustWarning, ManifestError, did_you_mean
+from galclust.paths import is_url, local_path
 
 __all__ = [
+    "FLUX_UNITS",
     "BandSpec",
     "CatalogSpec",
     "LabelsSpec",
     "Manifest",
     "SegmentationSpec",
+    "canonical_unit",
     "load_manifest",
+    "unit_warning",
+    "warn_units",
 ]
 
-
-def _is_url(path: str) -> bool:
-    return "://" in path
+#: Flux units of a band's science image that galclust recognises (a band's
+#: ``unit`` in the manifest; case and spaces are ignored, and ``µJy`` is
+#: ``uJy``). Flux densities per pixel: ``nJy``, ``uJy``, ``mJy``, ``Jy``; surface
+#: brightness: ``MJy/sr`` (JWST/HST pipeline ``_i2d`` images); AB-zeropoint
+#: counts: ``nanomaggy`` (zeropoint 22.5, 1 nanomaggy = 3.631 uJy; SDSS,
+#: DECaLS); instrument count rates (calibrated with the band's AB zeropoint):
+#: ``e-/s``, ``DN/s``. Another unit is recorded as given, with a warning.
+FLUX_UNITS: tuple[str, ...] = ("nJy", "uJy", "mJy", "Jy", "MJy/sr", "nanomaggy", "e-/s",
+                               "DN/s")
 
 
 def _resolve(path: str, base: str) -> str:
-    if _is_url(path) or os.path.isabs(path):
+    """``path`` resolved against ``base``; ``file://`` stripped from both (a local path)."""
+    path, base = local_path(path), local_path(base)
+    if is_url(path) or os.path.isabs(path):
         return path
-    if _is_url(base):
+    if is_url(base):
         return base.rstrip("/") + "/" + path
     return os.path.normpath(os.path.join(base, path))
 
@@ -85,7 +99,8 @@ class BandSpec:
         Inverse-variance weight image; converted to an error ``1/sqrt(w)``.
         Exactly one of ``err`` and ``weight`` is required.
     unit : str
-        Flux unit of ``sci`` (free text, recorded in the cube).
+        Flux unit of ``sci``, one of :data:`FLUX_UNITS` (recorded in the cube;
+        "" = not given, which ingest warns about, as about an unknown unit).
     sci_hdu, err_hdu, weight_hdu : int or str, optional
         HDU holding the image (default: the first HDU with a 2-D array).
     """
@@ -298,7 +313,7 @@ def manifest_from_dict(data: dict[str, Any], *, source: str = "<memory>",
 
 
 def load_manifest(path: str | os.PathLike[str]) -> Manifest:
-    """Read and validate a survey manifest (TOML), local or ``s3://``.
+    """Read and validate a survey manifest (TOML), local (``file://`` too) or ``s3://``.
 
     Parameters
     ----------
@@ -319,11 +334,59 @@ def load_manifest(path: str | os.PathLike[str]) -> Manifest:
     """
     from galclust.store.urls import read_bytes  # only store/ opens files
 
-    path = os.fspath(path)
+    path = local_path(os.fspath(path))
     raw = read_bytes(path, what="survey manifest")
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ManifestError(f"{path}: not valid TOML ({exc}).") from None
-    base = path.rsplit("/", 1)[0] if _is_url(path) else os.path.dirname(os.path.abspath(path))
+    base = path.rsplit("/", 1)[0] if is_url(path) else os.path.dirname(os.path.abspath(path))
     return manifest_from_dict(data, source=path, base=base)
+
+
+def canonical_unit(unit: Any) -> str | None:
+    """The :data:`FLUX_UNITS` spelling of ``unit``, or None if it is not one of them.
+
+    Case and spaces are ignored; ``µJy`` (micro sign or Greek mu) is ``uJy``.
+    """
+    key = str(unit).replace(" ", "").replace("\u00b5", "u").replace("\u03bc", "u").lower()
+    return next((u for u in FLUX_UNITS if u.lower() == key), None)
+
+
+def unit_warning(manifest: Manifest) -> str | None:
+    """What is wrong with the bands' units, or None if each is one of :data:`FLUX_UNITS`.
+
+    Parameters
+    ----------
+    manifest : Manifest
+
+    Returns
+    -------
+    str or None
+        One message naming the bands without a ``unit`` and those whose unit
+        is not recognised, with the recognised units.
+    """
+    missing = [b.name for b in manifest.bands if not str(b.unit or "").strip()]
+    unknown = [f"{b.name} ({b.unit!r})" for b in manifest.bands
+               if str(b.unit or "").strip() and canonical_unit(b.unit) is None]
+    if not (missing or unknown):
+        return None
+    parts = []
+    if missing:
+        parts.append(f"band{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
+                     f"give{'' if len(missing) > 1 else 's'} no unit, so their fluxes are "
+                     "recorded and plotted as plain 'flux per pixel'")
+    if unknown:
+        parts.append(f"band{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} "
+                     f"give{'' if len(unknown) > 1 else 's'} a unit galclust does not "
+                     "recognise (recorded as given)")
+    return (f"{manifest.source}: " + "; ".join(parts) + ". Set unit in each [[bands]] "
+            f"table to one of: {', '.join(FLUX_UNITS)} (e.g. unit = \"nJy\").")
+
+
+def warn_units(manifest: Manifest) -> None:
+    """Warn once (:class:`~galclust.errors.GalclustWarning`) if :func:`unit_warning` finds
+    bands without a unit or with an unrecognised one."""
+    message = unit_warning(manifest)
+    if message is not None:
+        warnings.warn(message, GalclustWarning, stacklevel=3)

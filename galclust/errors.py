@@ -15,6 +15,7 @@ __all__ = [
     "GalclustError",
     "GalclustWarning",
     "InputError",
+    "LabelConflictWarning",
     "ManifestError",
     "MissingInputError",
     "RunFailedError",
@@ -50,6 +51,12 @@ class RunFailedError(GalclustError):
 
 class GalclustWarning(UserWarning):
     """A condition the user should know about but that does not stop the run."""
+
+
+class LabelConflictWarning(GalclustWarning):
+    """The spurious model contradicts the inspection labels it was calibrated on (a
+    source labelled reliable is flagged, or one labelled spurious is not): check the
+    labels or use more of them."""
 
 
 def did_you_mean(name: str, valid: Iterable[str]) -> str:

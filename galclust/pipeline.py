@@ -29,13 +29,12 @@ import xxhash
 
 from galclust.errors import RunFailedError
 from galclust.store.fits import CHECKSUM
-from galclust.store.results import RunWriter, run_ids
-from galclust.store.safety import check_product_path, run_path
-from galclust.store.urls import exists, get_fs, join, read_bytes, write_bytes
+from galclust.store.results import RunWriter, read_product, run_ids
+from galclust.store.safety import run_path
+from galclust.store.urls import exists, join, read_bytes, write_bytes
 
 __all__ = [
     "StagePlan",
-    "check_pixel_params",
     "finish_run",
     "pixel_failure",
     "preflight",
@@ -77,13 +76,16 @@ class StagePlan:
         Hash of every input and parameter of the stage.
     action : str
         ``"reuse"`` (a checkpoint with this key exists), ``"incremental"``
-        (pixels only: some galaxies can be carried over) or ``"compute"``.
+        (pixels only: some galaxies can be carried over), ``"compute"``, or
+        ``"skip"`` (the stage cannot apply; ``reason`` says why).
     checkpoint : dict or None
         The checkpoint reused or carried over from.
     ids : list of int or None
         For ``"incremental"``: the galaxies to cluster.
     carried : list of int or None
         For ``"incremental"``: the galaxies whose rows are carried over.
+    reason : str or None
+        For ``"skip"``: why the stage cannot apply (recorded in the run).
     """
 
     stage: str
@@ -93,65 +95,35 @@ class StagePlan:
     band_key: str | None = None
     ids: list[int] | None = None
     carried: list[int] | None = None
+    reason: str | None = None
 
     @property
     def needs_compute(self) -> bool:
-        return self.action != "reuse"
+        return self.action not in ("reuse", "skip")
 
 
 # --------------------------------------------------------------------------- preflight
-#: Keywords of :func:`galclust.pixels.survey.pixel_tables` a run's pixel options may hold.
-PIXEL_KEYS = ("ids", "box", "cone", "z_range", "normalize", "metric", "method", "n_clusters",
-              "random_state", "snr_threshold", "min_pixels", "z_tolerance", "margin")
-
-
-def check_pixel_params(params: dict[str, Any]) -> None:
-    """Validate a run's pixel-clustering options before any work (names, ranges, keys).
-
-    Raises
-    ------
-    InputError
-        Naming the option and the valid values.
-    """
-    from galclust.pixels.core import check_estimator_options
-    from galclust.pixels.options import check_cone, check_options, check_selection_numbers
-
-    p = dict(params)
-    check_options(method=p.get("method", "kmeans"), normalize=p.get("normalize", "l2"),
-                  metric=p.get("metric", "euclidean"), linkage=p.get("linkage", "ward"),
-                  n_clusters=p.get("n_clusters", "auto"), k_range=p.get("k_range", (1, 6)))
-    check_selection_numbers(snr_threshold=p.get("snr_threshold", 3.0),
-                            min_pixels=p.get("min_pixels", 10))
-    if p.get("cone") is not None:
-        check_cone(p["cone"])
-    check_estimator_options({k: v for k, v in p.items() if k not in PIXEL_KEYS})
-
-
 def preflight(manifest: str, store: str, results: str, *, scheduler: str | None = None,
-              pixels: dict[str, Any] | None = None, catalog: dict[str, Any] | None = None,
               labels: str | None = None) -> None:
     """Every check a survey run can make before it ingests or starts a cluster.
 
-    The manifest is parsed, the pixel and catalog options validated, both
-    stores checked (writable, galclust's or new, clear of the survey's
-    inputs), the labels file read and the scheduler reached: a bad option, a
-    missing bucket, refused credentials or a dead scheduler fail here, in
-    seconds, with one clear message.
+    The manifest is parsed, both stores checked (writable, galclust's or new,
+    clear of the survey's inputs), the labels file read and the scheduler
+    reached: a missing bucket, refused credentials or a dead scheduler fail
+    here, in seconds, with one clear message. (Options are checked when their
+    :mod:`galclust.options` dataclasses are built, before this.)
 
     Raises
     ------
     GalclustError
         The first problem found, naming the option, file or URL.
     """
-    from galclust.catalog.pipeline import FlagOptions
     from galclust.cluster import connect
     from galclust.config import load_manifest
     from galclust.store.labels import read_labels
     from galclust.store.safety import claim_store
     from galclust.store.urls import check_writable
 
-    check_pixel_params(pixels or {})
-    FlagOptions.from_kwargs(**{k: v for k, v in (catalog or {}).items() if k != "size"})
     m = load_manifest(manifest)
     inputs = [manifest, *m.input_paths().values()]
     for url, kind, arg in ((store, "cube", "store"), (results, "results", "results store")):
@@ -225,7 +197,7 @@ def plan_pixels(cube: xr.Dataset, catalog: pd.DataFrame, results: str,
         return StagePlan("pixels", key, "compute", None, band_key), footprints
     if footprints is None:
         footprints = _footprints(cube, catalog, client)
-    prev = _read_rows(results, older["products"][FOOTPRINTS], [])
+    prev = read_product(results, older["products"][FOOTPRINTS])
     merged = footprints.merge(prev, on="id", how="left", suffixes=("", "_prev"),
                               indicator=True)
     same = merged["_merge"] == "both"
@@ -238,16 +210,6 @@ def plan_pixels(cube: xr.Dataset, catalog: pd.DataFrame, results: str,
     carried = merged.loc[same, "id"].astype("int64").tolist()
     todo = merged.loc[~same, "id"].astype("int64").tolist()
     return StagePlan("pixels", key, "incremental", older, band_key, todo, carried), footprints
-
-
-def _table_location(url: str, product: dict[str, Any]) -> tuple[str, Any]:
-    fs, path = get_fs(join(url, check_product_path(product["path"], where=url)))
-    return path, fs
-
-
-def _read_rows(url: str, product: dict[str, Any], ids: list[int]) -> pd.DataFrame:
-    path, fs = _table_location(url, product)
-    return pd.read_parquet(path, filesystem=fs, filters=[("id", "in", ids)] if ids else None)
 
 
 def run_pixels_stage(cube: xr.Dataset, catalog: pd.DataFrame, run: RunWriter,
@@ -282,10 +244,8 @@ def run_pixels_stage(cube: xr.Dataset, catalog: pd.DataFrame, run: RunWriter,
             run.write_table(name, empty_frame(SCHEMAS[name.split("/")[1]]))
     if plan.action == "incremental" and plan.carried:
         for name in PIXEL_TABLES:
-            rows = _read_rows(run.url, plan.checkpoint["products"][name], plan.carried)
-            fs, path = get_fs(run.url_of(name))
-            with fs.open(f"{path}/part.carried.parquet", "wb") as fh:
-                rows.to_parquet(fh, index=False)
+            rows = read_product(run.url, plan.checkpoint["products"][name], ids=plan.carried)
+            run.append_rows(name, rows, part="carried")
     run.write_table(FOOTPRINTS, footprints.reset_index(drop=True))
     write_checkpoint(run, "pixels", plan.key, [*PIXEL_TABLES, FOOTPRINTS],
                      band_key=plan.band_key)
@@ -359,8 +319,9 @@ def run_catalog_stage(cube: xr.Dataset, catalog: pd.DataFrame, labels: pd.DataFr
                 "seconds": time.perf_counter() - t0}
     table = run_catalog(cube, catalog, labels, run, client=client, **params)
     write_checkpoint(run, "catalog", plan.key, list(CATALOG_TABLES))
+    counts = {k: v for k, v in table.attrs.get("summary", {}).items() if not k.endswith("_ids")}
     return {"action": "compute", "sources": len(table), "flagged": int(table["flag"].sum()),
-            "seconds": time.perf_counter() - t0}
+            **counts, "seconds": time.perf_counter() - t0}
 
 
 def labels_fingerprint(labels: pd.DataFrame | None) -> str | None:

@@ -28,6 +28,7 @@ from galclust.catalog.schema import TABLE_NAME as SPURIOUS
 from galclust.errors import InputError, check_choice, did_you_mean
 from galclust.pixels.flags import PixelFlag
 from galclust.pixels.survey import COMPOSITES_SCHEMA, decode_labels, empty_frame
+from galclust.sky import separation_arcsec
 from galclust.store.cube import open_catalog, open_cube
 from galclust.store.results import Results, default_results_url, open_results
 from galclust.store.urls import write_bytes
@@ -58,16 +59,6 @@ def to_json(obj: Any, *, indent: int | None = 1) -> str:
     if isinstance(obj, GalaxyRecord | pd.DataFrame | pd.Series):
         obj = obj.to_dict(**({"orient": "records"} if isinstance(obj, pd.DataFrame) else {}))
     return json.dumps(_clean(obj), indent=indent, allow_nan=False)
-
-
-def _separation_arcsec(ra0: float, dec0: float, ra: Any, dec: Any) -> np.ndarray:
-    """Great-circle separation (Vincenty formula, exact at any angle), vectorised."""
-    lat0, lat = math.radians(dec0), np.radians(np.asarray(dec, float))
-    dl = np.radians(np.asarray(ra, float)) - math.radians(ra0)
-    num = np.hypot(np.cos(lat) * np.sin(dl),
-                   math.cos(lat0) * np.sin(lat) - math.sin(lat0) * np.cos(lat) * np.cos(dl))
-    den = math.sin(lat0) * np.sin(lat) + math.cos(lat0) * np.cos(lat) * np.cos(dl)
-    return np.degrees(np.arctan2(num, den)) * 3600.0
 
 
 def _nullable(df: pd.DataFrame) -> pd.DataFrame:
@@ -132,24 +123,27 @@ class GalaxyRecord:
         })
 
     def figure(self) -> Any:
-        """Colour image, label map and composite SEDs in one matplotlib Figure."""
+        """Colour image, cluster contours, normalised SEDs; titled by galaxy, method, run."""
+        from galclust.plots.naming import picture_title, pixel_options
         from galclust.plots.pixels import plot_result
 
         c, z, pix, sp = self.cutout, self.catalog.get("z", np.nan), self.pixels, self.spurious
         lab = (np.full(c.shape[1:], -1) if self.labels is None else
                self.labels.reindex(y=c["y"], x=c["x"], fill_value=-1).values)  # on the cutout
-        title = f"galaxy {self.id}" + (f", z = {z:.2f}" if np.isfinite(z) else "")
-        if pix is not None and pix["flag_names"]:
-            title += f", flags: {pix['flag_names']}"
-        if sp is not None:
-            title += f", p_spurious = {sp['p_spurious']:.2f}" + (
-                f" (flagged: {sp['reason'] or 'spurious'})" if sp["flag"] else "")
-        fig = plot_result(c.values, SimpleNamespace(labels=lab, composites=self.composites,
-                                                    n_clusters=int(lab.max(initial=-1)) + 1),
-                          wavelength=c["wavelength"].values, title=f"{title}   [run {self.run_id}]")
+        notes = [f"flags: {pix['flag_names']}"] if pix is not None and pix["flag_names"] else []
+        if sp is not None and pd.isna(sp["flag"]):  # too few labels: the model cannot say
+            notes.append("p_spurious unknown")
+        elif sp is not None:
+            notes.append(f"p_spurious = {sp['p_spurious']:.2f}" + (
+                f" (flagged: {sp['reason'] or 'spurious'})" if sp["flag"] else ""))
+        title = picture_title(f"galaxy {self.id}" + (f", z = {z:.2f}" if np.isfinite(z) else ""),
+                              options=pixel_options(pix), run_id=self.run_id, notes=notes)
+        fig = plot_result(c.values, SimpleNamespace(labels=lab, composites=self.composites),
+                          wavelength=c["wavelength"].values, bands=c["band"].values.astype(str),
+                          pixel_scale=c.attrs.get("pixel_scale"), title=title)
         fig.axes[0].plot(self.catalog["x"] - int(c["x"][0]), self.catalog["y"] - int(c["y"][0]),
                          "+", color="magenta", ms=14, mew=1.5)
-        fig.axes[0].set_title("colour image (+ catalog position)")
+        fig.axes[0].set_title("colour image (+ catalog position)", fontsize="medium")
         return fig
 
 
@@ -250,7 +244,8 @@ class Query:
             ends += [] if labels is None else [int(labels[d][0]), int(labels[d][-1]) + 1]
             lo = max(min(ends, default=0), 0)
             box[d] = slice(lo, max(min(max(ends, default=0), self.cube.sizes[d]), lo))
-        return self.cube["sci"].isel(box).load()
+        sci = self.cube["sci"].isel(box).load()  # pixel_scale (arcsec/px): the scale bar
+        return sci.assign_attrs(pixel_scale=self.cube.attrs.get("pixel_scale"))
 
     def sources(self, ids: Sequence[int] | None = None) -> pd.DataFrame:
         """Catalog rows (of ``ids``, else all; sorted by id) joined with the run's columns."""
@@ -281,7 +276,7 @@ class Query:
         ra, dec = wcs.pixel_to_world_values(gx.ravel(), gy.ravel())  # [4]: centre
         dra = (ra - ra[4] + 180.0) % 360.0 - 180.0
         return {"wcs": wcs, "centre": (float(ra[4]), float(dec[4])),
-                "radius": float(_separation_arcsec(ra[4], dec[4], ra, dec).max()),
+                "radius": float(separation_arcsec(ra[4], dec[4], ra, dec).max()),
                 "extent": {"ra_min": float((ra[4] + dra.min()) % 360),
                            "ra_max": float((ra[4] + dra.max()) % 360),
                            "dec_min": float(dec.min()), "dec_max": float(dec.max())}}
@@ -289,7 +284,7 @@ class Query:
     def _outside_arcsec(self, ra: float, dec: float) -> float:
         """How far (arcsec) a sky position lies outside the cube's pixel area (0 inside)."""
         sky, ny, nx = self.sky, self.cube.sizes["y"], self.cube.sizes["x"]
-        d = float(_separation_arcsec(*sky["centre"], ra, dec))
+        d = float(separation_arcsec(*sky["centre"], ra, dec))
         if d > sky["radius"]:  # beyond the circumscribed circle: this lower bound will do
             return d - sky["radius"]
         x, y = sky["wcs"].world_to_pixel_values(ra, dec)
@@ -313,7 +308,7 @@ class Query:
             raise InputError(f"cone RA {ra}, Dec {dec}, radius {radius_arcsec!r}: give degrees "
                              "(-90 <= Dec <= 90) and a positive radius in arcsec.")
         cat = self.catalog
-        sep = _separation_arcsec(ra, dec, cat["ra"], cat["dec"])
+        sep = separation_arcsec(ra, dec, cat["ra"], cat["dec"])
         inside = sep <= radius
         if not inside.any() and self._outside_arcsec(ra, dec) > radius:
             e = self.sky["extent"]
@@ -336,7 +331,8 @@ class Query:
         n_clusters : int or (min, max), optional
             Pixel clusters found (inclusive; a ``None`` bound is open).
         spurious : bool, optional
-            Flagged spurious (True) or not (False) in ``catalog_spurious``.
+            Flagged spurious (True) or not (False) in ``catalog_spurious``; a
+            source whose flag is unknown (null: too few labels) matches neither.
         z : (min, max), optional
             Catalog redshift range (inclusive); sources without z never match.
         flags : bool, str or sequence of str, optional
@@ -408,7 +404,7 @@ def add_query_parser(subparsers: Any) -> argparse.ArgumentParser:
     arg("--flags", metavar="any|none|NAME,...", help="pixel flags, e.g. TOO_FEW_PIXELS")
     arg("--format", default="table", choices=("table", "json", "png"),
         help="png draws one galaxy (default: %(default)s)")
-    arg("--output", metavar="FILE", help="local or s3:// (default: stdout; galaxy-ID.png)")
+    arg("--output", metavar="FILE", help="local or s3:// (default: stdout; png: ID_METHOD_RUN.png)")
     arg("--columns", metavar="A,B,...|all", help="columns (default: " +
         ",".join(DEFAULT_COLUMNS) + ")")
     arg("--limit", type=whole(0), help="at most this many rows")
@@ -475,8 +471,11 @@ def cmd_query(args: argparse.Namespace) -> int:
         rec = q.galaxy(args.id)
         if args.format == "png":
             from galclust.plots.catalog import save_figure
+            from galclust.plots.naming import picture_stem, pixel_options
 
-            path = save_figure(rec.figure(), args.output or f"galaxy-{rec.id}.png")
+            stem = picture_stem(f"galaxy-{rec.id}", run_id=q.run_id,
+                                options=pixel_options(rec.pixels))
+            path = save_figure(rec.figure(), args.output or f"{stem}.png")
             return _emit(f"galaxy {rec.id} (run {q.run_id}) drawn to {path}", None)
         if args.format == "json":
             return _emit(to_json(rec), args.output)

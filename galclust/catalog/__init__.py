@@ -10,11 +10,11 @@ Pure numpy/scikit-learn modules work on arrays:
 - :mod:`galclust.catalog.model` — :class:`SpuriousModel` (a Gaussian mixture
   calibrated on inspection labels) and :func:`flag_spurious`.
 - :mod:`galclust.catalog.classifier` — a supervised alternative.
-- :mod:`galclust.catalog.evaluation` — recall / flagged fraction against truth.
 - :mod:`galclust.catalog.schema` — the per-source output table's columns.
 - :mod:`galclust.catalog.pipeline` — options and the in-memory pipeline
   behind :func:`galclust.flag_spurious`.
 
 :mod:`galclust.catalog.survey` is the one module that maps them over a whole
-survey with Dask.
+survey with Dask. Scoring flags against synthetic truth is evaluation, not
+science: :mod:`galclust.evaluation.catalog`.
 """

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from galclust.catalog import defaults
 from galclust.catalog.scaling import finite_median
 from galclust.errors import InputError
 
@@ -32,7 +33,7 @@ def _check_size(size: int) -> int:
     return int(size)
 
 
-def extract_stamps(image: np.ndarray, centres: np.ndarray, *, size: int = 51,
+def extract_stamps(image: np.ndarray, centres: np.ndarray, *, size: int = defaults.CUTOUT_SIZE,
                    origin: tuple[int, int] = (0, 0), fill: float = 0.0,
                    dtype: np.dtype | type = np.float32) -> np.ndarray:
     """Cut square stamps centred on ``centres`` out of ``image``.
@@ -82,7 +83,7 @@ def extract_stamps(image: np.ndarray, centres: np.ndarray, *, size: int = 51,
     return out
 
 
-def cut_stamps(sci: np.ndarray, err: np.ndarray, centres: np.ndarray, *, size: int = 51,
+def cut_stamps(sci: np.ndarray, err: np.ndarray, centres: np.ndarray, *, size: int = defaults.CUTOUT_SIZE,
                origin: tuple[int, int] = (0, 0)) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Science stamps, their coverage and per-band error level around ``centres``.
 

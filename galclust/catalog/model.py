@@ -26,7 +26,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from scipy.spatial import cKDTree
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.mixture import GaussianMixture
@@ -35,7 +34,12 @@ from sklearn.utils.validation import check_is_fitted
 
 from galclust.errors import InputError, check_choice
 
-__all__ = ["SpuriousModel", "bic_grid", "flag_spurious"]
+__all__ = ["MIN_LABELS", "SpuriousModel", "bic_grid"]
+
+#: Fewest labelled sources of *each* class (reliable, spurious) the model needs
+#: to say anything: with fewer, every shrunk fraction is ~ the labelled
+#: fraction (e.g. 0.5 for 2 of 4), so every source would be flagged alike.
+MIN_LABELS = 2
 
 
 def _as_labels(y: Any, n: int) -> np.ndarray:
@@ -86,6 +90,9 @@ class SpuriousModel(ClassifierMixin, BaseEstimator):
     flag_rule : {"component", "probability"}
         Flag a source when its most likely component is flagged, or when its
         ``p_spurious >= threshold``.
+    min_labels : int
+        The model is calibrated only with at least this many labelled
+        reliable *and* labelled spurious sources (default :data:`MIN_LABELS`).
     bic_samples : int
         At most this many sources (a random subset) fit the BIC search.
     n_init : int
@@ -116,16 +123,19 @@ class SpuriousModel(ClassifierMixin, BaseEstimator):
         Standardised coordinates, reasons and components of the labelled
         spurious sources that have a reason (they vote for flagged sources'
         reasons).
+    n_labelled_reliable_, n_labelled_spurious_ : int
+        Labelled sources of each class.
     calibrated_ : bool
-        False when no labelled spurious source was given (then
-        ``p_spurious`` is NaN and nothing is flagged).
+        False with fewer than ``min_labels`` labelled sources of either
+        class: then ``p_spurious`` is NaN (unknown), :meth:`predict` is 0 and
+        the flag of :meth:`explain` False (the per-source table makes it null).
     classes_ : ndarray [0, 1]
     """
 
     def __init__(self, *, n_components: int | str = "bic", max_components: int = 20,
                  covariance_type: str = "full", threshold: float = 0.05,
                  prior_strength: float = 2.0, local_prior: int = 10,
-                 flag_rule: str = "component",
+                 flag_rule: str = "component", min_labels: int = MIN_LABELS,
                  bic_samples: int = 10000, n_init: int = 1,
                  random_state: int | None = 0) -> None:
         self.n_components = n_components
@@ -135,6 +145,7 @@ class SpuriousModel(ClassifierMixin, BaseEstimator):
         self.prior_strength = prior_strength
         self.local_prior = local_prior
         self.flag_rule = flag_rule
+        self.min_labels = min_labels
         self.bic_samples = bic_samples
         self.n_init = n_init
         self.random_state = random_state
@@ -149,6 +160,9 @@ class SpuriousModel(ClassifierMixin, BaseEstimator):
         if self.prior_strength < 0:
             raise InputError(f"prior_strength={self.prior_strength!r} must be >= 0.")
         check_choice("flag_rule", self.flag_rule, ("component", "probability"))
+        if (isinstance(self.min_labels, bool) or not isinstance(self.min_labels, int | np.integer)
+                or self.min_labels < 1):
+            raise InputError(f"min_labels={self.min_labels!r} must be an integer >= 1.")
         if n < 2:
             raise InputError(f"need at least 2 sources to fit a mixture; got {n}.")
 
@@ -209,7 +223,10 @@ class SpuriousModel(ClassifierMixin, BaseEstimator):
         spur = y == 1
         self.component_labelled_ = resp[lab].sum(axis=0)
         self.component_spurious_ = resp[spur].sum(axis=0)
-        self.calibrated_ = bool(spur.any())
+        self.n_labelled_spurious_ = int(spur.sum())
+        self.n_labelled_reliable_ = int((y == 0).sum())
+        self.calibrated_ = min(self.n_labelled_spurious_,
+                               self.n_labelled_reliable_) >= int(self.min_labels)
         n_lab = max(int(lab.sum()), 1)
         self.prior_ = float(spur.sum()) / n_lab
         self.component_prior_ = self._local_prior(lab, spur)
@@ -331,74 +348,3 @@ class SpuriousModel(ClassifierMixin, BaseEstimator):
         reason = self._reasons(np.asarray(X, dtype=np.float64), resp, comp, flag)
         return {"component": comp, "p_spurious": p, "flag": np.asarray(flag, dtype=bool),
                 "reason": reason}
-
-
-def flag_spurious(cutouts: Any, ids: Any, labels: pd.DataFrame | None, *,
-                  random_state: int | None = 0, **options: Any) -> pd.DataFrame:
-    """Flag spurious sources from their multi-band cutouts and a labelled subset.
-
-    The cutouts are asinh-scaled with a robust per-band noise (median MAD of
-    the stamp borders), binned (5 x 5), flattened and embedded with PCA
-    (dask-ml's IncrementalPCA for Dask arrays), optionally mapped to 2-D with
-    t-SNE or UMAP. With the default ``method="combined"`` a
-    :class:`SpuriousModel` mixture is fitted over the first ``mixture_pcs``
-    linear components plus the interpretable features (zero-weight fraction,
-    ridge m=2 / m=6 structure, brightest off-centre structure, central S/N;
-    and, given ``positions``, the nearest brighter source and the spike
-    score); ``method="mixture"`` uses the embedding alone (the reference's
-    approach), ``method="classifier"`` a classifier trained on the labelled
-    subset. On synthetic surveys the combined mixture recovers >= 95% of all
-    spurious sources flagging <= 20% of the catalog, with all or 25% of the
-    sources labelled; the embedding-only mixture does not (see
-    :mod:`galclust.catalog.evaluation`).
-
-    Parameters
-    ----------
-    cutouts : array, shape (source, band, y, x)
-        numpy or Dask array.
-    ids : array-like, shape (source,)
-        Catalog ids, unique.
-    labels : DataFrame or None
-        ``id``, ``reliable`` (1/0; common spellings accepted), ``reason`` for a
-        labelled subset (e.g. from :func:`galclust.store.labels.read_labels`).
-    random_state : int, optional
-        Seeds PCA, t-SNE, the mixture and the classifier.
-    **options
-        Keyword-only settings of :class:`galclust.catalog.pipeline.FlagOptions`:
-        ``method`` ("combined", "mixture", "classifier"), ``embedding``
-        ("none", "tsne", "umap"), ``n_pca`` (16), ``bin`` (5), ``softening``
-        (3), ``noise`` (per-band, default from the stamp borders),
-        ``n_components`` ("bic" or int), ``max_components`` (20),
-        ``threshold`` (0.05), ``prior_strength`` (2), ``local_prior`` (10),
-        ``mixture_pcs`` (4), ``flag_rule``, ``classifier``, ``target_recall``,
-        ``positions`` (DataFrame with id, x, y, flux: adds the neighbour and
-        spike features), ``coverage``, ``batch_size``, ``n_jobs``.
-
-    Returns
-    -------
-    DataFrame
-        One row per source in ``ids`` order with the columns of
-        :func:`galclust.catalog.schema.spurious_schema`: ``id, component,
-        p_spurious, flag, reason, map_x, map_y``, the linear coordinates
-        ``pc_*``, ``coverage`` and the features. ``reason`` is "" for sources
-        that are not flagged.
-
-    Raises
-    ------
-    InputError
-        Bad shapes, repeated ids, a labels table without a required column
-        (naming the columns it has), unknown options (with a suggestion).
-
-    Warns
-    -----
-    GalclustWarning
-        Labelled ids absent from ``ids`` (how many, the first few). And when no
-        labelled source is spurious (or there are no labels): the model cannot
-        be calibrated, so the table still holds the embedding, mixture
-        components and features, with ``p_spurious`` NaN and no flags — a
-        nightly run keeps its features rather than failing.
-    """
-    from galclust.catalog.pipeline import FlagOptions, run_flagging
-
-    opts = FlagOptions.from_kwargs(random_state=random_state, **options)
-    return run_flagging(cutouts, ids, labels, opts)

@@ -4,6 +4,11 @@ Every producer (``flag_spurious``, ``run_catalog``) builds its rows with
 :func:`spurious_schema` and :func:`to_frame`, and Dask ``meta=`` objects come
 from :func:`empty_frame`, so the table written to the results store always has
 the same columns in the same order with the same dtypes.
+
+``flag`` is a nullable boolean (pandas ``"boolean"``, parquet ``bool`` with
+nulls): null wherever ``p_spurious`` is NaN, i.e. where the model could not
+say (too few labels), so that neither ``flag == True`` nor ``flag == False``
+matches a source nobody knows about.
 """
 
 from __future__ import annotations
@@ -25,12 +30,12 @@ TABLE_NAME = "catalog_spurious"
 #: Name of the embedding dataset in the results store.
 DATASET_NAME = "catalog_embedding"
 
-#: Always present, in this order.
+#: Always present, in this order (``flag``: null where ``p_spurious`` is NaN).
 CORE_COLUMNS: dict[str, str] = {
     "id": "int64",
     "component": "int32",
     "p_spurious": "float64",
-    "flag": "bool",
+    "flag": "boolean",
     "reason": "object",
     "map_x": "float64",
     "map_y": "float64",
@@ -87,6 +92,7 @@ def to_frame(columns: Mapping[str, np.ndarray], schema: Mapping[str, str]) -> pd
     Returns
     -------
     DataFrame
+        ``flag`` is null wherever ``p_spurious`` is NaN (unknown).
     """
     cols = dict(columns)
     pcs = cols.pop("pc", None)
@@ -97,7 +103,10 @@ def to_frame(columns: Mapping[str, np.ndarray], schema: Mapping[str, str]) -> pd
     missing = [c for c in schema if c not in cols]
     if missing:
         raise ValueError(f"columns {missing} missing for the spurious table")
-    return pd.DataFrame({c: pd.Series(np.asarray(cols[c]), dtype=d) for c, d in schema.items()})
+    df = pd.DataFrame({c: pd.Series(np.asarray(cols[c]), dtype=d) for c, d in schema.items()})
+    if "flag" in df and "p_spurious" in df:
+        df["flag"] = df["flag"].astype("boolean").mask(df["p_spurious"].isna())
+    return df
 
 
 def empty_frame(schema: Mapping[str, str]) -> pd.DataFrame:

@@ -25,16 +25,22 @@ import pandas as pd
 import xarray as xr
 from dask_ml.decomposition import IncrementalPCA
 
+from galclust.catalog import defaults
 from galclust.catalog.cutouts import cut_stamps
 from galclust.catalog.embedding import StampEmbedding
 from galclust.catalog.features import STAMP_FEATURES, stamp_features
+from galclust.catalog.labels import normalise_labels
 from galclust.catalog.pipeline import (
     FittedFlags,
     FlagOptions,
     align_labels,
+    assemble_table,
     catalog_features,
+    catalog_flux,
+    component_summary,
     fit_models,
     predict_columns,
+    run_flagging,
     single_thread_blas,
 )
 from galclust.catalog.scaling import asinh_scale, band_noise, bin_stamps, border_noise
@@ -42,14 +48,12 @@ from galclust.catalog.schema import (
     DATASET_NAME,
     TABLE_NAME,
     embedding_dataset,
-    spurious_schema,
-    to_frame,
 )
 from galclust.errors import InputError
-from galclust.store.labels import normalise_labels
 
 __all__ = ["CatalogEmbedding", "SurveyCutouts", "component_summary", "embed_catalog",
-           "embed_cutouts", "flag_catalog", "predict_blocks", "run_catalog", "survey_cutouts"]
+           "embed_cutouts", "flag_catalog", "flag_spurious", "predict_blocks", "run_catalog",
+           "survey_cutouts"]
 
 #: Stamps below this many bytes are kept in (worker) memory between passes.
 PERSIST_BYTES = 2 * 2**30
@@ -106,7 +110,7 @@ def _group_by_tile(y: np.ndarray, x: np.ndarray, tile: int, max_per_task: int) -
     return [g for g in groups if len(g)]
 
 
-def survey_cutouts(cube: xr.Dataset, catalog: pd.DataFrame, *, size: int = 51,
+def survey_cutouts(cube: xr.Dataset, catalog: pd.DataFrame, *, size: int = defaults.CUTOUT_SIZE,
                    tile: int = 256, max_per_task: int = 2000) -> SurveyCutouts:
     """Lazy (source, band, y, x) stamps around every catalog source, one task per tile.
 
@@ -285,15 +289,6 @@ def predict_blocks(fitted: FittedFlags, space: np.ndarray, clf_space: np.ndarray
                                                         "")}
 
 
-def _catalog_flux(catalog: pd.DataFrame, bands: list[str]) -> np.ndarray | None:
-    cols = [f"flux_{b}" for b in bands if f"flux_{b}" in catalog.columns]
-    if not cols:
-        cols = [c for c in catalog.columns if str(c).lower().startswith("flux_")]
-    if not cols:
-        return None
-    return np.nansum(catalog[cols].to_numpy(np.float64), axis=1)
-
-
 @dataclass
 class CatalogEmbedding:
     """Everything measured on a survey's cutouts, before any labels are used.
@@ -318,7 +313,7 @@ class CatalogEmbedding:
     positions: dict[str, np.ndarray]
 
 
-def embed_catalog(cube: xr.Dataset, catalog: pd.DataFrame, *, size: int = 51, tile: int = 256,
+def embed_catalog(cube: xr.Dataset, catalog: pd.DataFrame, *, size: int = defaults.CUTOUT_SIZE, tile: int = 256,
                   noise: Any = "err", softening: float = 3.0, bin: int = 5,
                   n_components: int = 16, batch_size: int | None = None,
                   random_state: int | None = 0, client: Any = None) -> CatalogEmbedding:
@@ -362,7 +357,7 @@ def embed_catalog(cube: xr.Dataset, catalog: pd.DataFrame, *, size: int = 51, ti
     emb.features["zero_fraction"] = (1.0 - aux[:, 0]).astype(np.float32)
     ids = catalog["id"].to_numpy(np.int64)
     x, y = catalog["x"].to_numpy(np.float64), catalog["y"].to_numpy(np.float64)
-    flux = _catalog_flux(catalog, [str(b) for b in cube["band"].values])
+    flux = catalog_flux(catalog, [str(b) for b in cube["band"].values])
     flux = flux if flux is not None else aux[:, 1].astype(np.float64)
     pos = pd.DataFrame({"id": ids, "x": x, "y": y, "flux": flux})
     nan = np.full(len(ids), np.nan)
@@ -391,8 +386,18 @@ def flag_catalog(embedded: CatalogEmbedding, labels: pd.DataFrame | None, *,
     Returns
     -------
     table : DataFrame
-        The per-source table (catalog order).
+        The per-source table (catalog order); ``flag`` is null where
+        ``p_spurious`` is NaN, and ``table.attrs["summary"]`` holds
+        :func:`galclust.catalog.pipeline.label_summary`.
     fitted : FittedFlags
+
+    Warns
+    -----
+    GalclustWarning
+        Too few labels to calibrate the model (see :func:`galclust.flag_spurious`).
+    LabelConflictWarning
+        Sources labelled reliable that the model flags, or labelled spurious
+        that it does not, naming their ids.
     """
     opts = FlagOptions.from_kwargs(random_state=random_state, **options)
     y_lab, reasons = align_labels(labels, embedded.ids)
@@ -401,17 +406,14 @@ def flag_catalog(embedded: CatalogEmbedding, labels: pd.DataFrame | None, *,
         fitted = fit_models(embedded.embedding.components, embedded.features, y_lab, reasons,
                             opts)
         cols = predict_blocks(fitted, fitted.space, fitted.clf_space)
-    schema = spurious_schema(embedded.embedding.components.shape[1],
-                             features=["coverage", *embedded.features], positions=True)
-    table = to_frame({"id": embedded.ids, **cols, "map_x": fitted.map2[:, 0],
-                      "map_y": fitted.map2[:, 1], "pc": embedded.embedding.components,
-                      "coverage": embedded.coverage, **embedded.features,
-                      **embedded.positions}, schema)
+    table = assemble_table(embedded.ids, cols, fitted, embedded.embedding.components,
+                           embedded.coverage, embedded.features, y_lab,
+                           positions=embedded.positions, stacklevel=4)
     return table, fitted
 
 
 def run_catalog(cube: xr.Dataset, catalog: pd.DataFrame, labels: pd.DataFrame | None,
-                run: Any = None, *, size: int = 51, tile: int = 256, client: Any = None,
+                run: Any = None, *, size: int = defaults.CUTOUT_SIZE, tile: int = 256, client: Any = None,
                 random_state: int | None = 0, **options: Any) -> pd.DataFrame:
     """Cutouts, embedding, features and spurious flags of a whole survey.
 
@@ -441,7 +443,21 @@ def run_catalog(cube: xr.Dataset, catalog: pd.DataFrame, labels: pd.DataFrame | 
     Returns
     -------
     DataFrame
-        The per-source spurious table, in catalog order, with ra, dec, x, y.
+        The per-source spurious table, in catalog order, with ra, dec, x, y;
+        ``flag`` null where ``p_spurious`` is NaN (unknown). The run summary
+        is ``table.attrs["summary"]`` (a dict of plain ints, bools and id
+        lists; :func:`galclust.catalog.pipeline.label_summary`): ``n_sources``,
+        ``n_flagged``, ``n_unknown``, ``calibrated``, ``n_labelled``,
+        ``n_labelled_reliable``, ``n_labelled_spurious``,
+        ``contradicted_reliable`` (labelled reliable but flagged),
+        ``contradicted_spurious`` (labelled spurious but not flagged) and their
+        ids. It is also stored with the parquet table, so
+        ``open_results(url).table("catalog_spurious").attrs["summary"]`` reads it.
+
+    Warns
+    -----
+    GalclustWarning, LabelConflictWarning
+        See :func:`flag_catalog`.
     """
     noise = options.pop("noise", "err")
     opts = FlagOptions.from_kwargs(random_state=random_state, **options)  # validate first
@@ -460,16 +476,79 @@ def run_catalog(cube: xr.Dataset, catalog: pd.DataFrame, labels: pd.DataFrame | 
     return table
 
 
-def component_summary(fitted: FittedFlags) -> pd.DataFrame:
-    """One row per mixture component: soft counts, spurious fraction, flag, reason."""
-    m = fitted.mixture
-    return pd.DataFrame({
-        "component": np.arange(m.n_components_, dtype=np.int32),
-        "weight": m.mixture_.weights_.astype(np.float64),
-        "n_labelled": m.component_labelled_.astype(np.float64),
-        "n_spurious": m.component_spurious_.astype(np.float64),
-        "spurious_fraction": m.component_fraction_.astype(np.float64),
-        "flagged": m.flagged_components_.astype(bool),
-        "reason": pd.Series(m.component_reason_, dtype=object),
-    })
+# --------------------------------------------------------------------------- public API
+def _embed_dask(cutouts: da.Array, opts: FlagOptions) -> StampEmbedding:
+    return embed_cutouts(cutouts, noise=opts.noise, softening=opts.softening, bin=opts.bin,
+                         n_components=opts.n_pca, batch_size=opts.batch_size,
+                         random_state=opts.random_state)
 
+
+def flag_spurious(cutouts: Any, ids: Any, labels: pd.DataFrame | None, *,
+                  random_state: int | None = 0, **options: Any) -> pd.DataFrame:
+    """Flag spurious sources from their multi-band cutouts and a labelled subset.
+
+    The cutouts are asinh-scaled with a robust per-band noise (median MAD of
+    the stamp borders), binned (5 x 5), flattened and embedded with PCA
+    (dask-ml's IncrementalPCA for Dask arrays), optionally mapped to 2-D with
+    t-SNE or UMAP. With the default ``method="combined"`` a
+    :class:`SpuriousModel` mixture is fitted over the first ``mixture_pcs``
+    linear components plus the interpretable features (zero-weight fraction,
+    ridge m=2 / m=6 structure, brightest off-centre structure, central S/N;
+    and, given ``positions``, the nearest brighter source and the spike
+    score); ``method="mixture"`` uses the embedding alone (the reference's
+    approach), ``method="classifier"`` a classifier trained on the labelled
+    subset. On synthetic surveys the combined mixture recovers >= 95% of all
+    spurious sources flagging <= 20% of the catalog, with all or 25% of the
+    sources labelled; the embedding-only mixture does not (see
+    :mod:`galclust.evaluation.catalog`).
+
+    Parameters
+    ----------
+    cutouts : array, shape (source, band, y, x)
+        numpy or Dask array.
+    ids : array-like, shape (source,)
+        Catalog ids, unique.
+    labels : DataFrame or None
+        ``id``, ``reliable`` (1/0; common spellings accepted), ``reason`` for a
+        labelled subset (e.g. from :func:`galclust.store.labels.read_labels`).
+    random_state : int, optional
+        Seeds PCA, t-SNE, the mixture and the classifier.
+    **options
+        Keyword-only settings of :class:`galclust.catalog.pipeline.FlagOptions`
+        (``method``, ``embedding``, ``n_pca``, ``threshold``, ``min_labels``,
+        ``positions``: id, x, y, flux for the neighbour and spike features, ...).
+
+    Returns
+    -------
+    DataFrame
+        One row per source in ``ids`` order with the columns of
+        :func:`galclust.catalog.schema.spurious_schema`: ``id, component,
+        p_spurious, flag, reason, map_x, map_y``, the linear coordinates
+        ``pc_*``, ``coverage`` and the features. ``reason`` is "" for sources
+        that are not flagged. ``flag`` is a nullable boolean: null (``<NA>``)
+        wherever ``p_spurious`` is NaN (unknown). ``table.attrs["summary"]``
+        counts the labelled sources and those the model contradicts (see
+        :func:`galclust.catalog.pipeline.label_summary`).
+
+    Raises
+    ------
+    InputError
+        Bad shapes, repeated ids, a labels table without a required column
+        (naming the columns it has), unknown options (with a suggestion).
+
+    Warns
+    -----
+    GalclustWarning
+        Labelled ids absent from ``ids`` (how many, the first few). And with
+        fewer than ``min_labels`` labelled sources of either class (or no
+        labels): the model cannot be calibrated, so the table still holds the
+        embedding, mixture components and features, with ``p_spurious`` NaN
+        and ``flag`` null — a nightly run keeps its features rather than
+        failing.
+    LabelConflictWarning
+        Sources labelled reliable that the model flags, or labelled spurious
+        that it does not (naming their ids).
+    """
+    opts = FlagOptions.from_kwargs(random_state=random_state, **options)
+    return run_flagging(cutouts, ids, labels, opts,
+                        embed=_embed_dask if hasattr(cutouts, "dask") else None)

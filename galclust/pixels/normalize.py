@@ -5,7 +5,7 @@ normalisation returns features of the same shape:
 
 ``"none"``
     The raw fluxes: clusters then follow brightness, not SED shape (useful as
-    a control; see :mod:`galclust.pixels.validation`).
+    a control; see :mod:`galclust.evaluation.pixels`).
 ``"l2"``
     ``u = f / ||f||``: the unit vector of the SED.
 ``"sum"``

@@ -37,6 +37,7 @@ from galclust.pixels.core import check_estimator_options, cluster_galaxy
 from galclust.pixels.flags import PixelFlag, flag_names
 from galclust.pixels.options import check_cone, check_options, check_selection_numbers
 from galclust.pixels.selection import footprint_from_segmentation, segment_bboxes
+from galclust.sky import in_cone
 
 __all__ = [
     "COMPOSITES_SCHEMA",
@@ -140,12 +141,7 @@ def _select(catalog: pd.DataFrame, ids: Sequence[int] | None, box: Sequence[floa
         cone = check_cone(cone)
         if cat["ra"].isna().all():
             raise InputError("cone selection needs the catalog's ra and dec columns.")
-        ra0, dec0 = np.radians(np.asarray(cone[:2], dtype=float))
-        radius = np.radians(float(cone[2]) / 3600.0)
-        ra, dec = np.radians(cat["ra"].to_numpy(float)), np.radians(cat["dec"].to_numpy(float))
-        hav = np.sin((dec - dec0) / 2) ** 2 + np.cos(dec) * np.cos(dec0) * np.sin(
-            (ra - ra0) / 2) ** 2
-        keep &= 2 * np.arcsin(np.sqrt(np.clip(hav, 0, 1))) <= radius
+        keep &= in_cone(cat["ra"].to_numpy(float), cat["dec"].to_numpy(float), cone)
     if z_range is not None:
         if len(z_range) != 2:
             raise InputError(f"z_range={z_range!r} must be (z_min, z_max).")

@@ -1,2 +1,4 @@
-"""Pictures people would rather look at than read: label maps, composite SEDs,
-embeddings. Functions take arrays/tables and return matplotlib Figures."""
+"""Pictures people would rather look at than read: cluster contours over colour
+images, normalised composite SEDs, embeddings. Functions take arrays/tables and
+return matplotlib Figures; :mod:`galclust.plots.naming` names their files and titles
+after the galaxy, the method and options, and the run."""

@@ -24,6 +24,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from galclust.errors import InputError  # noqa: E402
+from galclust.plots._style import wrap_title  # noqa: E402
 
 __all__ = ["REASON_MARKERS", "grid_sample", "plot_embedding", "plot_imaged_embedding",
            "save_figure", "thumbnail_rgb"]
@@ -41,9 +42,18 @@ def _xy(table: pd.DataFrame, x: str, y: str) -> tuple[np.ndarray, np.ndarray]:
     return table[x].to_numpy(np.float64), table[y].to_numpy(np.float64)
 
 
+def _suffix(run_id: str | None, options: dict[str, Any] | None) -> str:
+    """`` — umap, combined — run <id>`` for a default title (empty without either)."""
+    from galclust.plots.naming import picture_title
+
+    text = picture_title("", options=options, run_id=run_id)
+    return f" — {text}" if text else ""
+
+
 def plot_embedding(table: pd.DataFrame, labels: pd.DataFrame | None = None, *,
                    x: str = "map_x", y: str = "map_y", ax: Any = None,
-                   title: str | None = None) -> Figure:
+                   title: str | None = None, run_id: str | None = None,
+                   options: dict[str, Any] | None = None) -> Figure:
     """The embedding coloured by mixture component, labelled spurious sources marked.
 
     Parameters
@@ -58,6 +68,11 @@ def plot_embedding(table: pd.DataFrame, labels: pd.DataFrame | None = None, *,
         Columns of the map.
     ax : matplotlib Axes, optional
     title : str, optional
+        Default: the numbers of sources and components, then ``options`` and ``run_id``.
+    run_id : str, optional
+        The run that made the map (in the default title).
+    options : dict, optional
+        The options that made it, e.g. ``{"embedding": "umap", "model": "combined"}``.
 
     Returns
     -------
@@ -71,7 +86,7 @@ def plot_embedding(table: pd.DataFrame, labels: pd.DataFrame | None = None, *,
     ax.scatter(xs, ys, c=cmap(np.mod(comp, 20)), s=6, linewidths=0, alpha=0.8,
                rasterized=len(xs) > 5000)
     if "flag" in table:
-        fl = table["flag"].to_numpy(bool)
+        fl = table["flag"].to_numpy(bool, na_value=False)  # unknown: not flagged
         ax.scatter(xs[fl], ys[fl], s=22, facecolors="none", edgecolors="k", linewidths=0.5,
                    label=f"flagged ({int(fl.sum())})")
     if labels is not None and len(labels):
@@ -86,7 +101,8 @@ def plot_embedding(table: pd.DataFrame, labels: pd.DataFrame | None = None, *,
                        label=f"labelled: {r or 'spurious'} ({len(sel)})")
     ax.set_xlabel(x)
     ax.set_ylabel(y)
-    ax.set_title(title or f"{len(xs)} sources, {len(np.unique(comp))} components")
+    ax.set_title(title or wrap_title(f"{len(xs)} sources, {len(np.unique(comp))} components"
+                                     + _suffix(run_id, options), 70), fontsize="medium")
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="best", fontsize=7, framealpha=0.8)
     return fig
@@ -169,7 +185,8 @@ def thumbnail_rgb(stamps: np.ndarray, *, bands: tuple[int, int, int] | None = No
 def plot_imaged_embedding(table: pd.DataFrame, cutouts: Any, ids: Any, *, grid: int = 30,
                           x: str = "map_x", y: str = "map_y",
                           bands: tuple[int, int, int] | None = None, mark_flagged: bool = True,
-                          clip: float = 1.0, figsize: float = 9.0) -> Figure:
+                          clip: float = 1.0, figsize: float = 9.0, run_id: str | None = None,
+                          options: dict[str, Any] | None = None) -> Figure:
     """The embedding drawn with each (grid-subsampled) source's cutout at its place.
 
     Parameters
@@ -194,6 +211,10 @@ def plot_imaged_embedding(table: pd.DataFrame, cutouts: Any, ids: Any, *, grid: 
         than stretching the lattice to reach them (see :func:`grid_sample`).
     figsize : float
         Figure side in inches.
+    run_id : str, optional
+        The run that made the map (in the title).
+    options : dict, optional
+        The options that made it, e.g. ``{"embedding": "umap", "model": "combined"}``.
 
     Returns
     -------
@@ -218,7 +239,7 @@ def plot_imaged_embedding(table: pd.DataFrame, cutouts: Any, ids: Any, *, grid: 
         rgb = thumbnail_rgb(stamps, bands=bands)  # rows in sorted-take order
         thumbs = np.empty_like(rgb)
         thumbs[order] = rgb
-        flags = table["flag"].to_numpy(bool)[chosen] if "flag" in table else \
+        flags = table["flag"].to_numpy(bool, na_value=False)[chosen] if "flag" in table else \
             np.zeros(len(chosen), bool)
         for (r, c), im, fl in zip(cells, thumbs, flags, strict=True):
             ax.imshow(im, extent=(c, c + 1, r, r + 1), origin="lower", interpolation="nearest")
@@ -229,8 +250,9 @@ def plot_imaged_embedding(table: pd.DataFrame, cutouts: Any, ids: Any, *, grid: 
     ax.set_ylim(0, grid)
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.set_title(f"{len(chosen)} of {len(xs)} sources on a {grid}x{grid} grid "
-                 f"({x}, {y}); red: flagged")
+    ax.set_title(wrap_title(f"{len(chosen)} of {len(xs)} sources on a {grid}x{grid} grid "
+                            f"({x}, {y}); red: flagged" + _suffix(run_id, options), 90),
+                 fontsize="medium")
     return fig
 
 

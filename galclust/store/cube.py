@@ -42,7 +42,7 @@ import zarr
 from zarr.codecs import BloscCodec, ZstdCodec
 
 import galclust
-from galclust.config import Manifest, load_manifest
+from galclust.config import Manifest, load_manifest, warn_units
 from galclust.errors import InputError, StoreError, check_choice
 from galclust.store.fits import (
     CHECKSUM,
@@ -543,6 +543,12 @@ def ingest(manifest: str | os.PathLike[str] | Manifest, store: str, *, tile: int
     StoreError
         If the store cannot be written (missing bucket, refused credentials),
         exists and is not a galclust cube store, or overlaps an input.
+
+    Warns
+    -----
+    GalclustWarning
+        Once, naming the bands that give no ``unit`` or one not in
+        :data:`galclust.config.FLUX_UNITS`.
     """
     t0 = time.perf_counter()
     if not isinstance(manifest, Manifest):
@@ -558,6 +564,7 @@ def ingest(manifest: str | os.PathLike[str] | Manifest, store: str, *, tile: int
     state = claim_store(store, "cube", inputs=sources)
     check_writable(store)
     inputs = _validate(manifest)
+    warn_units(manifest)  # no unit, or one galclust does not know: say so once
     check_pixels(inputs.manifest, inputs.sci, inputs.noise, inputs.seg, inputs.catalog)
     attrs = (_read_attrs(store) or {}) if state == "existing" else {}
     tile = int(tile or attrs.get("layout", {}).get("tile") or DEFAULT_TILE)

@@ -272,6 +272,13 @@ class RunWriter:
                                                             where=self.url)))
         return pd.read_parquet(path, filesystem=fs, columns=columns)
 
+    def append_rows(self, name: str, df: pd.DataFrame, *, part: str) -> None:
+        """Add ``df`` as one more parquet file (``part.<part>.parquet``) of table ``name``."""
+        check_product_name(part.replace("-", "_"), argument="part")
+        fs, path = get_fs(self.url_of(name))
+        with fs.open(f"{path}/part.{part}.parquet", "wb") as fh:
+            df.to_parquet(fh, index=False)
+
     def reuse(self, name: str) -> None:
         """Keep the previous run's product ``name`` (already inherited by default)."""
         if self.previous is None or name not in self.previous.get("products", {}):
@@ -409,6 +416,49 @@ class Results:
 
     def __repr__(self) -> str:
         return f"<Results {self.url} run={self.run_id} products={self.products}>"
+
+    def label_stamps(self, ids: Any = None) -> dict[int, xr.DataArray]:
+        """The run's per-galaxy label maps (``pixels/stamps``), decoded.
+
+        Parameters
+        ----------
+        ids : sequence of int, optional
+            Galaxy ids (default: every galaxy with a stamp); ids without a
+            stamp are left out.
+
+        Returns
+        -------
+        dict of int -> xarray.DataArray
+            In id order: each galaxy's ``(y, x)`` int16 label map (-1 = not
+            clustered), its coordinates ``y`` and ``x`` in cube pixels (the
+            stamp's offset ``y0``, ``x0`` included), ``attrs["id"]`` its id.
+
+        Raises
+        ------
+        KeyError
+            If the run has no ``pixels/stamps`` table.
+        """
+        import numpy as np
+
+        from galclust.pixels.survey import decode_labels
+
+        filters = None if ids is None else [("id", "in", [int(i) for i in ids])]
+        rows = self.table("pixels/stamps", filters=filters).sort_values("id")
+        out: dict[int, xr.DataArray] = {}
+        for r in rows.itertuples(index=False):
+            gid, y0, x0, ny, nx = int(r.id), int(r.y0), int(r.x0), int(r.ny), int(r.nx)
+            out[gid] = xr.DataArray(decode_labels(r.labels, ny, nx), dims=("y", "x"),
+                                    name="labels", attrs={"id": gid},
+                                    coords={"y": np.arange(y0, y0 + ny),
+                                            "x": np.arange(x0, x0 + nx)})
+        return out
+
+
+def read_product(url: str, product: dict[str, Any], *, ids: list[int] | None = None
+                 ) -> pd.DataFrame:
+    """Rows of a table product (its ``run.json`` entry), optionally only ``ids``."""
+    fs, path = get_fs(join(url, check_product_path(product["path"], where=url)))
+    return pd.read_parquet(path, filesystem=fs, filters=[("id", "in", ids)] if ids else None)
 
 
 def run_ids(url: str) -> list[str]:

@@ -4,6 +4,9 @@ S3 settings come from the standard AWS environment (``AWS_ACCESS_KEY_ID``,
 ``AWS_SECRET_ACCESS_KEY``, ``AWS_PROFILE``, ``AWS_DEFAULT_REGION``, and
 ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL`` for S3-compatible stores such as
 MinIO). Credentials are never logged or put in error messages.
+
+What is a URL and what a local path (``file://`` is local) is decided in
+:mod:`galclust.paths`; :func:`is_url` and :func:`join` are re-exported here.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import Any
 import fsspec
 
 from galclust.errors import MissingInputError, StoreError
+from galclust.paths import is_url, join  # the one definition; re-exported for store/
 
 __all__ = [
     "check_writable",
@@ -25,18 +29,6 @@ __all__ = [
     "storage_options",
     "write_bytes",
 ]
-
-
-def is_url(path: str) -> bool:
-    """True for ``scheme://`` URLs (``s3://``, ``memory://``, ...), False for local paths."""
-    return "://" in str(path) and not str(path).startswith("file://")
-
-
-def join(base: str, *parts: str) -> str:
-    """Join URL/path components with ``/`` (local paths with ``os.path.join``)."""
-    if is_url(base):
-        return "/".join([base.rstrip("/"), *[p.strip("/") for p in parts]])
-    return os.path.join(base, *parts)
 
 
 def storage_options(url: str) -> dict[str, Any]:

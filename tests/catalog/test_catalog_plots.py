@@ -105,3 +105,50 @@ def test_thumbnail_colours_and_errors():
                               da.zeros((2, 1, 5, 5)), [1])
     with pytest.raises(InputError, match=".png, .pdf"):
         save_figure(Figure(), "out.gif")
+
+
+RUN = "20261201T031500Z-a1b2c3"
+
+
+def test_embedding_titles_name_options_and_run(flagged, labels_25, cube, catalog):
+    opts = {"embedding": "pca", "model": "combined"}
+    ax = plot_embedding(flagged, labels_25, run_id=RUN, options=opts).axes[0]
+    title = ax.get_title().replace("\n", " — ")
+    assert title.startswith(f"{len(flagged)} sources, ")
+    assert title.endswith(f" — pca, combined — run {RUN}")
+    assert plot_embedding(flagged, labels_25, title="mine", run_id=RUN).axes[0].get_title() == \
+        "mine"
+    assert "run" not in plot_embedding(flagged, labels_25).axes[0].get_title()
+
+
+def test_embedding_pictures_named_by_options_and_run(flagged, labels_25, cube, catalog,
+                                                     tmp_path):
+    from galclust.plots.survey import write_embedding_pictures
+
+    small = flagged.nsmallest(60, "id")
+    kw = {"size": 15, "grid": 4}
+    paths = write_embedding_pictures(small, labels_25, cube, catalog, str(tmp_path),
+                                     run_id=RUN, options={"embedding": "pca", "model": "gmm"},
+                                     **kw)
+    assert [p.rsplit("/", 1)[-1] for p in paths] == [
+        f"embedding_pca-gmm_run-{RUN}.png", f"embedding-imaged_pca-gmm_run-{RUN}.png"]
+    other = write_embedding_pictures(small, labels_25, cube, catalog, str(tmp_path),
+                                     run_id="20261202T000000Z-000000",
+                                     options={"embedding": "umap", "model": "gmm"}, **kw)
+    assert not set(paths) & set(other)
+    # a caller that names neither keeps the old names
+    plain = write_embedding_pictures(small, labels_25, cube, catalog, str(tmp_path), **kw)
+    assert [p.rsplit("/", 1)[-1] for p in plain] == ["embedding.png", "embedding-imaged.png"]
+    assert len(list(tmp_path.glob("*.png"))) == 6  # nothing overwritten
+    for p in paths:
+        assert (tmp_path / p.rsplit("/", 1)[-1]).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_imaged_embedding_title_names_the_run(flagged, cube, catalog):
+    from galclust.catalog.survey import survey_cutouts
+
+    small = flagged.nsmallest(40, "id")
+    cut = survey_cutouts(cube, catalog[catalog["id"].isin(small["id"])], size=15)
+    fig = plot_imaged_embedding(small, cut.stamps, cut.ids, grid=4, run_id=RUN,
+                                options={"embedding": "pca", "model": "gmm"})
+    assert fig.axes[0].get_title().replace("\n", " — ").endswith(f"pca, gmm — run {RUN}")

@@ -27,8 +27,14 @@ def test_run_catalog_writes_the_results_store(tmp_path, cube, catalog, labels_25
         "coverage", "zero_fraction", "ridge_m2", "ridge_m6", "stamp_neighbour", "centre_snr",
         "brighter_distance", "brighter_ratio", "spike_score")], positions=True)
     assert list(table.columns) == list(schema)
-    assert {c: str(t) for c, t in table.dtypes.items()} == {c: str(np.dtype(d)) for c, d in
-                                                            schema.items()}
+    assert {c: str(t) for c, t in table.dtypes.items()} == {
+        c: str(pd.api.types.pandas_dtype(d)) for c, d in schema.items()}
+    assert table["flag"].dtype == "boolean" and table["flag"].notna().all()  # labelled: known
+    s = back.attrs["summary"]  # the run summary travels with the stored table
+    assert s == table.attrs["summary"] and s["n_labelled"] == len(labels_25)
+    lab = labels_25.merge(table[["id", "flag"]], on="id")
+    assert s["contradicted_reliable"] == int(((lab["reliable"] == 1) & lab["flag"]).sum())
+    assert s["contradicted_spurious"] == int(((lab["reliable"] == 0) & ~lab["flag"]).sum())
     # catalog order, positions carried over
     assert table["id"].tolist() == catalog["id"].tolist()
     np.testing.assert_allclose(table["ra"], catalog["ra"])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import dask.array as da
 import numpy as np
 import pandas as pd
@@ -12,7 +14,7 @@ import galclust
 from galclust.catalog.classifier import SpuriousClassifier
 from galclust.catalog.model import SpuriousModel, bic_grid
 from galclust.catalog.schema import CORE_COLUMNS
-from galclust.errors import GalclustWarning, InputError
+from galclust.errors import GalclustWarning, InputError, LabelConflictWarning
 
 
 def _blobs(rng, n_a=400, n_b=400, n_c=30):
@@ -46,7 +48,8 @@ def test_shrinkage_one_labelled_source_is_not_certain():
     y[400:450] = 0
     first_c = len(X) - 20
     y[first_c] = 1  # a single labelled source in the small component
-    m = SpuriousModel(n_components=3, prior_strength=2.0, local_prior=0, random_state=0)
+    m = SpuriousModel(n_components=3, prior_strength=2.0, local_prior=0, min_labels=1,
+                      random_state=0)
     m.fit(X, y)
     k = m.predict_component(X[first_c:first_c + 1])[0]
     prior = 1 / 101
@@ -166,7 +169,7 @@ def test_flag_spurious_without_labelled_spurious_warns_and_keeps_features(toy):
     reliable_only = labels[labels.reliable == "yes"]
     with pytest.warns(GalclustWarning, match="cannot be calibrated"):
         out = galclust.flag_spurious(stamps, ids, reliable_only, n_pca=4)
-    assert out["p_spurious"].isna().all() and not out["flag"].any()
+    assert out["p_spurious"].isna().all() and out["flag"].isna().all()
     assert out["ridge_m2"].notna().all() and out["component"].nunique() >= 1
     with pytest.warns(GalclustWarning, match="cannot be calibrated"):
         galclust.flag_spurious(stamps, ids, None, n_pca=4)
@@ -179,3 +182,67 @@ def test_flag_spurious_reports_unknown_label_ids(toy):
     with pytest.warns(GalclustWarning, match=r"2 of \d+ labelled ids are not in the catalog"):
         out = galclust.flag_spurious(stamps, ids, extra, n_pca=4, method="mixture")
     assert len(out) == len(ids)
+
+
+def test_no_labels_gives_null_flags_that_are_neither_true_nor_false(toy):
+    stamps, ids, _, _ = toy
+    with pytest.warns(GalclustWarning, match=r"0 labelled reliable and 0 labelled spurious "
+                                             r"source\(s\).*at least 2 of each"):
+        out = galclust.flag_spurious(stamps, ids, None, n_pca=4)
+    assert out["flag"].dtype == "boolean"
+    assert out["p_spurious"].isna().all() and out["flag"].isna().all()
+    assert not (out["flag"] == False).any() and not (out["flag"] == True).any()  # noqa: E712
+    s = out.attrs["summary"]
+    assert (s["calibrated"], s["n_unknown"], s["n_flagged"], s["n_labelled"]) == (
+        False, len(ids), 0, 0)
+
+
+def test_too_few_labels_is_unknown_and_says_how_many_are_needed(toy):
+    stamps, ids, reason, _ = toy
+    one_reliable = pd.DataFrame({"id": [ids[0], *ids[reason != ""][:3]],
+                                 "reliable": [1, 0, 0, 0], "reason": ["", *["edge data"] * 3]})
+    with pytest.warns(GalclustWarning, match=r"too few labels: 1 labelled reliable and 3 "
+                                             r"labelled spurious.*needs at least 2 of each"):
+        out = galclust.flag_spurious(stamps, ids, one_reliable, n_pca=4)
+    assert out["p_spurious"].isna().all() and out["flag"].isna().all()  # not p = 0.5 for all
+    s = out.attrs["summary"]
+    assert (s["n_labelled"], s["n_labelled_reliable"], s["n_labelled_spurious"]) == (4, 1, 3)
+    assert s["contradicted_reliable"] == s["contradicted_spurious"] == 0  # unknown: no verdict
+
+
+def test_four_labels_that_flag_everything_name_the_reliable_ones(toy):
+    """The reported case: 2 reliable + 2 spurious labels, every source flagged at p ~ 0.5."""
+    stamps, ids, reason, _ = toy
+    rel, sp = ids[reason == ""][:2], ids[reason != ""][:2]
+    labels = pd.DataFrame({"id": [*rel, *sp], "reliable": [1, 1, 0, 0],
+                           "reason": ["", "", "edge data", "edge data"]})
+    with pytest.warns(LabelConflictWarning, match=rf"^2 sources labelled reliable are flagged "
+                                                  rf"spurious by the model: ids {rel[0]}, "
+                                                  rf"{rel[1]}; check the labels or use more"):
+        out = galclust.flag_spurious(stamps, ids, labels, n_pca=4)
+    s = out.attrs["summary"]
+    assert s["contradicted_reliable"] == 2 and s["contradicted_reliable_ids"] == rel.tolist()
+    # asking for 3 of each instead makes the same labels "too few": unknown, no flags
+    with pytest.warns(GalclustWarning, match="needs at least 3 of each"):
+        out = galclust.flag_spurious(stamps, ids, labels, n_pca=4, min_labels=3)
+    assert out["flag"].isna().all()
+
+
+def test_a_flagged_reliable_label_warns_with_its_id_and_is_counted(toy):
+    stamps, ids, _, labels = toy
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", LabelConflictWarning)  # the model agrees: no warning
+        clean = galclust.flag_spurious(stamps, ids, labels, random_state=0, n_pca=6)
+    assert clean.attrs["summary"]["contradicted_reliable"] == 0
+    bad = labels.copy()
+    row = bad.index[bad["reason"] == "edge data"][0]
+    wrong = int(bad.loc[row, "id"])
+    bad.loc[row, ["reliable", "reason"]] = ["yes", ""]  # an edge-of-data source "reliable"
+    with pytest.warns(LabelConflictWarning, match=rf"^1 source labelled reliable is flagged "
+                                                  rf"spurious by the model: id {wrong};"):
+        out = galclust.flag_spurious(stamps, ids, bad, random_state=0, n_pca=6)
+    s = out.attrs["summary"]
+    assert s["contradicted_reliable"] == 1 and s["contradicted_reliable_ids"] == [wrong]
+    assert s["n_labelled"] == len(labels) and s["n_labelled_reliable"] == int(
+        (bad["reliable"] == "yes").sum())
+    assert out.loc[out["id"] == wrong, "flag"].item()

@@ -24,7 +24,7 @@ def free_port() -> int:
 
 def galclust_command(*argv: str) -> list[str]:
     """``galclust ARGV...`` run by this interpreter (the real command line)."""
-    return [sys.executable, "-m", "galclust.cli", *argv]
+    return [sys.executable, "-m", "flows.cli", *argv]
 
 
 def health(api_url: str) -> bool:

@@ -11,8 +11,8 @@ import yaml
 from helpers_deploy import DEPLOY
 
 import galclust
+from flows.serve import check_cluster_available, load_cluster_spec, validate_cluster_spec
 from galclust.cluster import dask_client, make_cluster
-from galclust.serve import check_cluster_available, load_cluster_spec, validate_cluster_spec
 
 SPECS = sorted(p.name for p in (DEPLOY / "clusters").glob("*.yaml"))
 

@@ -25,8 +25,8 @@ import yaml
 from helpers_deploy import DEPLOY, ROOT, free_port, stop
 
 import galclust
+from flows.serve import add_serve_parser
 from galclust.cluster import connect
-from galclust.serve import add_serve_parser
 
 BIN = os.path.dirname(sys.executable)
 ENV = dict(os.environ, PATH=BIN + os.pathsep + os.environ.get("PATH", ""))

@@ -17,7 +17,7 @@ from cronsim import CronSim
 from helpers_deploy import DEPLOY, ROOT, free_port, galclust_command
 
 import galclust
-from galclust.serve import (
+from flows.serve import (
     DEFAULT_CRON,
     DEPLOYMENT_NAME,
     WORK_POOL,
@@ -27,6 +27,7 @@ from galclust.serve import (
     describe_deployment,
     next_runs,
 )
+from galclust.options import RunSettings
 from galclust.synth import make_survey
 
 UTC = datetime.UTC
@@ -77,7 +78,8 @@ def test_deployment_carries_its_cron_schedule_and_parameters(survey, tmp_path):
         "0 3 * * *", "UTC", True)
     assert dep.parameters == {"manifest": survey.manifest_path, "store": store,
                               "results": str(tmp_path / "field-results"),
-                              "scheduler": "tcp://10.1.2.3:8786"}
+                              "scheduler": "tcp://10.1.2.3:8786",
+                              "settings": RunSettings().to_dict()}  # defaults filled in
     assert dep.work_pool_name is None  # served, not on a pool
     schema = _flow_schema()
     jsonschema.validate(dep.parameters, schema)
@@ -86,7 +88,7 @@ def test_deployment_carries_its_cron_schedule_and_parameters(survey, tmp_path):
 
 
 def test_cluster_spec_and_schedule_options(survey, tmp_path):
-    from galclust.serve import load_cluster_spec
+    from flows.serve import load_cluster_spec
 
     spec = load_cluster_spec(DEPLOY / "clusters" / "local.yaml")
     dep = build_deployment(survey.manifest_path, str(tmp_path / "f.zarr"), cluster=spec,

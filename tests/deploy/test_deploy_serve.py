@@ -16,7 +16,8 @@ import pytest
 from helpers_deploy import api, free_port, galclust_command, health, stop, tail, wait_for
 
 import galclust
-from galclust.serve import build_deployment
+from flows.serve import build_deployment
+from galclust.options import RunSettings
 from galclust.store.cube import open_catalog
 from galclust.synth import make_survey
 
@@ -78,7 +79,8 @@ def test_serve_registers_the_schedule_and_runs_a_triggered_night(prefect_server,
             assert not dep.paused
             assert dep.entrypoint == "flows.nightly.nightly_flow"
             assert dep.parameters == {"manifest": survey.manifest_path, "store": store,
-                                      "results": results, "workers": 2}
+                                      "results": results, "workers": 2,
+                                      "settings": RunSettings().to_dict()}
             # a run triggered through the API is executed by the service
             run = client.create_flow_run_from_deployment(dep.id)
             final = wait_for(lambda: (r := client.read_flow_run(run.id)).state.is_final()

@@ -16,7 +16,7 @@ import pytest
 from helpers_deploy import DEPLOY, ROOT, api, tail, wait_for
 
 import galclust
-from galclust.serve import WORK_POOL
+from flows.serve import WORK_POOL
 from galclust.synth import make_survey
 
 pytestmark = [pytest.mark.slow, pytest.mark.prefect]

@@ -194,15 +194,18 @@ def test_flow_killed_before_publishing_leaves_previous_run_and_rerun_finishes(
     env = dict(os.environ, PYTHONPATH=os.getcwd())
     code = ("import sys; from flows.nightly import nightly_flow; "
             "nightly_flow(sys.argv[1], sys.argv[2], results=sys.argv[3], workers=1)")
+    # its own process group: the kill also takes Prefect's temporary server, which
+    # would otherwise live on as an orphan
     proc = subprocess.Popen([sys.executable, "-c", code, manifest, store, results], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
     killed_run = None
     t0 = time.time()
     while time.time() - t0 < 400 and proc.poll() is None:
         stages = [p for p in (tmp_path / "results" / "runs").glob("*/stages/pixels.json")
                   if p.parts[-3] != first["run"]]
         if stages:  # the pixel stage of tonight's run is complete: kill before publishing
-            os.kill(proc.pid, signal.SIGKILL)
+            os.killpg(proc.pid, signal.SIGKILL)
             killed_run = stages[0].parts[-3]
             break
         time.sleep(0.05)

@@ -7,7 +7,7 @@ import os
 import pytest
 
 import galclust
-from galclust.cli import main
+from flows.cli import main
 from galclust.synth import make_survey
 
 pytestmark = [pytest.mark.prefect, pytest.mark.slow]
@@ -54,8 +54,9 @@ def test_pixels_and_flag_commands_publish_and_draw(cube_store, tmp_path, capsys)
                  "--plots", str(plots), "-q"]) == 0
     out = capsys.readouterr().out
     assert "flagged spurious" in out
-    assert (plots / "embedding.png").stat().st_size > 10_000
-    assert (plots / "embedding-imaged.png").stat().st_size > 10_000
+    run = galclust.open_results(results).run_id  # options and run id name the pictures
+    assert (plots / f"embedding_none-combined_run-{run}.png").stat().st_size > 10_000
+    assert (plots / f"embedding-imaged_none-combined_run-{run}.png").stat().st_size > 10_000
     res = galclust.open_results(results)
     assert {"pixels/galaxies", "catalog_spurious"} <= set(res.products)
 

@@ -33,7 +33,7 @@ def decals_cube(tmp_path_factory):
     pd.DataFrame({"id": np.arange(1, n + 1), "ra": ra, "dec": dec}).to_csv(
         out / "cat.csv", index=False)
     bands = [{"name": b, "wavelength": w, "sci": DECALS, "sci_hdu": 1 + 2 * i,
-              "weight": DECALS, "weight_hdu": 2 + 2 * i}
+              "weight": DECALS, "weight_hdu": 2 + 2 * i, "unit": "nanomaggy"}
              for i, (b, w) in enumerate([("g", 0.477), ("r", 0.623), ("z", 0.913)])]
     (out / "s.toml").write_text(tomli_w.dumps({
         "bands": bands, "segmentation": {"path": "seg.fits"}, "catalog": {"path": "cat.csv"}}))

@@ -66,6 +66,16 @@ def test_id_as_png(published, q, tmp_path, capsys):
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
 
 
+def test_png_named_after_galaxy_method_and_run(published, q, tmp_path, capsys, monkeypatch):
+    gid = int(q.select(n_clusters=(2, None))["id"].iloc[0])
+    monkeypatch.chdir(tmp_path)
+    run(["--results", published.results, "--id", str(gid), "--format", "png"], capsys)
+    pix = q.galaxy(gid).pixels
+    name = (f"galaxy-{gid}_{pix['method']}-{pix['normalize']}-{pix['metric']}-"
+            f"k{pix['n_clusters']}_run-{q.run_id}.png")
+    assert [p.name for p in tmp_path.glob("*.png")] == [name]
+
+
 def test_cone_in_degrees_and_sexagesimal(published, q, capsys):
     row = q.catalog.iloc[10]
     ra, dec, radius = float(row["ra"]) + 1e-4, float(row["dec"]), 2.5

@@ -9,7 +9,7 @@ import pytest
 from safety_cases import CASES, Case
 from safety_world import SETUPS, snapshot
 
-from galclust.cli import main
+from flows.cli import main
 
 
 def test_the_case_list_is_complete_and_unique():

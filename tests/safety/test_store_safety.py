@@ -13,7 +13,7 @@ import pytest
 from safety_world import snapshot
 
 import galclust
-from galclust.cli import main
+from flows.cli import main
 from galclust.errors import GalclustWarning, InputError, RunFailedError, StoreError
 from galclust.pipeline import finish_run, pixel_failure
 from galclust.store.results import RunWriter, list_runs, open_results

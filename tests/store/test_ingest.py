@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import os
 import shutil
+import tomllib
+import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
+import tomli_w
 import xxhash
 from astropy.io import fits
 from astropy.wcs import WCS
 
 import galclust
-from galclust.config import load_manifest
-from galclust.errors import StoreError
+from galclust.config import FLUX_UNITS, canonical_unit, load_manifest
+from galclust.errors import GalclustWarning, StoreError
 from galclust.store.cube import open_catalog, open_labels
 from galclust.synth import make_survey
 
@@ -322,3 +325,43 @@ def test_segmentation_ids_are_kept_exactly(survey_copy, tmp_path):
     assert np.all(got[30:40, 10:20] == 2**31 - 1)
     np.testing.assert_array_equal(got[100:], seg[100:])
     assert cube.attrs["segmentation"]["ids_not_in_catalog"] == 2
+
+
+def _set_units(manifest: str, units: dict[str, str | None]) -> None:
+    """Set (or, for None, remove) the unit of the named bands in a manifest file."""
+    with open(manifest, "rb") as fh:
+        data = tomllib.load(fh)
+    for band in data["bands"]:
+        if band["name"] in units:
+            band.pop("unit", None)
+            if units[band["name"]] is not None:
+                band["unit"] = units[band["name"]]
+    with open(manifest, "wb") as fh:
+        tomli_w.dump(data, fh)
+
+
+def test_ingest_warns_once_naming_bands_without_or_with_an_unknown_unit(survey_copy, tmp_path):
+    _set_units(survey_copy, {"F115W": None, "F200W": None, "F356W": "jansky"})
+    with pytest.warns(GalclustWarning) as record:
+        cube = galclust.ingest(survey_copy, str(tmp_path / "field.zarr"), tile=64)
+    mine = [w for w in record if "unit" in str(w.message)]
+    assert len(mine) == 1  # once per ingest, every band named in it
+    text = str(mine[0].message)
+    assert "bands F115W, F200W give no unit" in text and "'flux per pixel'" in text
+    assert "band F356W ('jansky') gives a unit galclust does not recognise" in text
+    assert "F444W" not in text and ", ".join(FLUX_UNITS) in text
+    assert cube.attrs["units"] == {"F115W": "", "F200W": "", "F356W": "jansky", "F444W": "nJy"}
+
+
+def test_ingest_with_recognised_units_is_silent(survey_copy, tmp_path):
+    _set_units(survey_copy, {"F115W": "uJy", "F200W": "MJy / sr", "F356W": "\u00b5Jy"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", GalclustWarning)
+        galclust.ingest(survey_copy, str(tmp_path / "field.zarr"), tile=64)
+
+
+def test_canonical_unit_spellings():
+    assert [canonical_unit(u) for u in ("njy", "\u00b5Jy", "\u03bcJy", " MJy / sr", "E-/S",
+                                        "Nanomaggy")] == ["nJy", "uJy", "uJy", "MJy/sr", "e-/s",
+                                                          "nanomaggy"]
+    assert canonical_unit("jansky") is None and canonical_unit("") is None

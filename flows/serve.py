@@ -29,7 +29,14 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from galclust.argtypes import whole
-from galclust.errors import InputError, did_you_mean
+from galclust.cli import add_run_options, add_survey_arguments, settings_from_args
+from galclust.cluster import (
+    CLUSTER_SPEC_KEYS,
+    check_cluster_available,
+    load_cluster_spec,
+    validate_cluster_spec,
+)
+from galclust.errors import InputError
 
 __all__ = [
     "CLUSTER_SPEC_KEYS", "DEFAULT_CRON", "DEFAULT_TIMEZONE", "DEPLOYMENT_NAME", "WORK_POOL",
@@ -42,139 +49,6 @@ DEPLOYMENT_NAME = "galclust-nightly"
 DEFAULT_CRON = "0 3 * * *"
 DEFAULT_TIMEZONE = "UTC"
 WORK_POOL = "galclust-pool"
-#: Keys a cluster spec file may hold (``description`` is for people only).
-CLUSTER_SPEC_KEYS = ("address", "cluster_class", "cluster_kwargs", "adapt", "description")
-#: The pip package that provides each cluster module, for the error message.
-CLUSTER_PACKAGES = {"dask_kubernetes": "dask-kubernetes", "dask_gateway": "dask-gateway",
-                    "dask_jobqueue": "dask-jobqueue", "dask_cloudprovider": "dask-cloudprovider"}
-
-
-# --------------------------------------------------------------------------- cluster specs
-def validate_cluster_spec(data: Any, *, source: str = "<memory>") -> dict[str, Any]:
-    """Check a cluster spec and return it as keyword arguments of ``dask_client``.
-
-    Parameters
-    ----------
-    data : mapping
-        ``{"address": ...}`` or ``{"cluster_class": ..., "cluster_kwargs": {...}}``,
-        optionally with a ``description``.
-    source : str
-        Where it came from, for error messages.
-
-    Returns
-    -------
-    dict
-        ``address``, ``cluster_class`` and ``cluster_kwargs`` (unused ones None).
-
-    Raises
-    ------
-    InputError
-        On an unknown key (with the closest valid one), on neither or both of
-        ``address`` / ``cluster_class``, or on values of the wrong type.
-    """
-    if not isinstance(data, Mapping):
-        raise InputError(f"{source}: a cluster spec is a mapping with either 'address' or "
-                         f"'cluster_class' (+ 'cluster_kwargs'), not {type(data).__name__}.")
-    for key in (k for k in data if k not in CLUSTER_SPEC_KEYS):
-        raise InputError(f"{source}: unknown key {key!r} in the cluster spec; valid keys are "
-                         f"{', '.join(CLUSTER_SPEC_KEYS)}." + did_you_mean(str(key),
-                                                                        CLUSTER_SPEC_KEYS))
-    address, cls = data.get("address"), data.get("cluster_class")
-    kwargs = data.get("cluster_kwargs")
-    adapt = data.get("adapt")
-    if adapt is not None and (not isinstance(adapt, Mapping)
-                              or not set(adapt) <= {"minimum", "maximum"}):
-        raise InputError(f"{source}: 'adapt' must be a mapping with 'minimum' and/or "
-                         f"'maximum' workers, not {adapt!r}.")
-    if (address is None) == (cls is None):
-        raise InputError(f"{source}: give exactly one of 'address' (a running scheduler, "
-                         "tcp://host:8786) or 'cluster_class' (a cluster to start), "
-                         f"not {'both' if address is not None else 'neither'}.")
-    if address is not None:
-        if not isinstance(address, str) or not address.strip():
-            raise InputError(f"{source}: 'address' must be a scheduler address such as "
-                             f"tcp://scheduler:8786, not {address!r}.")
-        if kwargs or adapt:
-            raise InputError(f"{source}: 'cluster_kwargs' and 'adapt' only apply with "
-                             "'cluster_class'; "
-                             "remove them or replace 'address' with a 'cluster_class'.")
-        return {"address": address.strip(), "cluster_class": None, "cluster_kwargs": None,
-                "adapt_kwargs": None}
-    if not isinstance(cls, str) or "." not in cls.strip(".") or " " in cls:
-        raise InputError(f"{source}: 'cluster_class' must be a dotted path such as "
-                         f"distributed.LocalCluster, not {cls!r}.")
-    if kwargs is not None and not isinstance(kwargs, Mapping):
-        raise InputError(f"{source}: 'cluster_kwargs' must be a mapping of keyword "
-                         f"arguments of {cls}, not {type(kwargs).__name__}.")
-    bad = [k for k in (kwargs or {}) if not (isinstance(k, str) and k.isidentifier())]
-    if bad:
-        raise InputError(f"{source}: 'cluster_kwargs' keys must be argument names; "
-                         f"{bad[0]!r} is not.")
-    return {"address": None, "cluster_class": cls, "cluster_kwargs": dict(kwargs or {}),
-            "adapt_kwargs": dict(adapt) if adapt else None}
-
-
-def load_cluster_spec(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read and validate a cluster spec (YAML), local or ``s3://``.
-
-    Parameters
-    ----------
-    path : str or path-like
-        The spec file, e.g. ``deploy/clusters/kubernetes.yaml``.
-
-    Returns
-    -------
-    dict
-        ``address``, ``cluster_class``, ``cluster_kwargs``: usable as
-        ``galclust.cluster.dask_client(**spec)``.
-
-    Raises
-    ------
-    MissingInputError
-        If the file does not exist.
-    InputError
-        If it is not YAML or not a valid spec (see :func:`validate_cluster_spec`).
-    """
-    import yaml
-
-    from galclust.store.urls import read_bytes  # only store/ opens files
-
-    path = os.fspath(path)
-    raw = read_bytes(path, what="cluster spec")
-    try:
-        data = yaml.safe_load(raw.decode("utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: not valid YAML ({exc}).") from None
-    return validate_cluster_spec(data, source=path)
-
-
-def check_cluster_available(spec: Mapping[str, Any], *, source: str = "cluster spec") -> None:
-    """Fail now, not at 3 a.m., if the spec's cluster class cannot be imported here.
-
-    Raises
-    ------
-    InputError
-        Naming the class and the package to install (``pip install dask-kubernetes``).
-    """
-    import importlib
-
-    cls = spec.get("cluster_class")
-    if not cls or cls in ("distributed.LocalCluster", "LocalCluster"):
-        return
-    module, _, attr = cls.rpartition(".")
-    package = CLUSTER_PACKAGES.get(module.split(".")[0], module.split(".")[0])
-    try:
-        found: bool | None = hasattr(importlib.import_module(module), attr)
-    except ImportError:
-        found = None
-    if found is None:
-        raise InputError(f"{source}: cluster_class {cls!r} needs the package {package!r}, "
-                         f"which is not installed here: pip install {package}")
-    if not found:
-        raise InputError(f"{source}: module {module!r} has no class {attr!r}; check "
-                         f"'cluster_class' (is {package!r} recent enough?).")
-
-
 # --------------------------------------------------------------------------- the deployment
 def _check_schedule(cron: str, timezone: str) -> Any:
     import zoneinfo
@@ -197,7 +71,8 @@ def _check_schedule(cron: str, timezone: str) -> Any:
 def nightly_parameters(manifest: str, store: str, *, results: str | None = None,
                        scheduler: str | None = None,
                        cluster: Mapping[str, Any] | None = None,
-                       workers: int | None = None) -> dict[str, Any]:
+                       workers: int | None = None,
+                       settings: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The parameters of ``nightly_flow`` for one survey (None values left out).
 
     Parameters
@@ -213,7 +88,12 @@ def nightly_parameters(manifest: str, store: str, *, results: str | None = None,
         ``scheduler``.
     workers : int, optional
         Worker processes of the default local cluster.
+    settings : mapping, optional
+        Run settings (:meth:`galclust.options.RunSettings.to_dict`): every
+        stage's options; filled with the defaults, so a served run and
+        ``galclust nightly`` with the same options share their stage keys.
     """
+    from galclust.options import RunSettings
     from galclust.store.results import default_results_url
 
     if scheduler and cluster:
@@ -231,6 +111,7 @@ def nightly_parameters(manifest: str, store: str, *, results: str | None = None,
             params["adapt_kwargs"] = dict(spec["adapt_kwargs"])
     if workers is not None:
         params["workers"] = int(workers)
+    params["settings"] = RunSettings.from_dict(settings, where="settings").to_dict()
     return params
 
 
@@ -238,12 +119,13 @@ def build_deployment(manifest: str, store: str, *, results: str | None = None,
                      cron: str = DEFAULT_CRON, timezone: str = DEFAULT_TIMEZONE,
                      scheduler: str | None = None, cluster: Mapping[str, Any] | None = None,
                      workers: int | None = None, name: str = DEPLOYMENT_NAME,
-                     work_pool: str | None = None, validate: bool = True) -> Any:
+                     work_pool: str | None = None, validate: bool = True,
+                     settings: Mapping[str, Any] | None = None) -> Any:
     """Validate the inputs, then build the scheduled nightly deployment.
 
     Parameters
     ----------
-    manifest, store, results, scheduler, cluster, workers
+    manifest, store, results, scheduler, cluster, workers, settings
         As :func:`nightly_parameters`.
     cron, timezone : str
         When it runs (default 03:00 UTC every day).
@@ -273,14 +155,11 @@ def build_deployment(manifest: str, store: str, *, results: str | None = None,
     if cluster:
         check_cluster_available(cluster)
     params = nightly_parameters(manifest, store, results=results, scheduler=scheduler,
-                                cluster=cluster, workers=workers)
-    if validate:
-        from galclust.config import load_manifest
-        from galclust.store.urls import check_writable
+                                cluster=cluster, workers=workers, settings=settings)
+    if validate:  # manifest, stores writable and galclust's (or new), clear of the inputs
+        from galclust.pipeline import preflight
 
-        load_manifest(params["manifest"])
-        check_writable(params["store"])
-        check_writable(params["results"])
+        preflight(params["manifest"], params["store"], params["results"])
     from flows.nightly import nightly_flow
 
     return nightly_flow.to_deployment(
@@ -321,6 +200,11 @@ def describe_deployment(deployment: Any, *, api_url: str | None = None) -> str:
         cluster = (f"local Dask cluster of {params.get('workers') or 2} worker processes "
                    "(started for each run)")
     lines.append(f"cluster      {cluster}")
+    for stage, opts in (params.get("settings") or {}).items():
+        if isinstance(opts, dict):
+            lines.append(f"{stage:<12} " + ", ".join(f"{k}={v}" for k, v in opts.items()))
+        elif opts:
+            lines.append(f"{stage:<12} {', '.join(map(str, opts))}")
     if api_url:
         ui = f"  (UI: {api_url.removesuffix('/api')})" if api_url.endswith("/api") else ""
         lines.append(f"Prefect API  {api_url}{ui}")
@@ -507,35 +391,32 @@ def run_service(deployment: Any, *, run_now: bool = False, prefect_port: int = 4
 
 
 # --------------------------------------------------------------------------- command line
-def cmd_serve(args: argparse.Namespace) -> int:
-    """``galclust serve``: validate, print the schedule, then serve until stopped."""
-    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")  # flow runs inherit it
+def deployment_from_args(args: argparse.Namespace, *, work_pool: str | None = None,
+                         validate: bool = True) -> Any:
+    """The nightly deployment the arguments of :func:`add_deployment_arguments` describe."""
     cluster = None
     if args.cluster_spec:
         cluster = load_cluster_spec(args.cluster_spec)
         check_cluster_available(cluster, source=args.cluster_spec)
-    deployment = build_deployment(args.manifest, args.store, results=args.results,
-                                  cron=args.cron, timezone=args.timezone,
-                                  scheduler=args.scheduler, cluster=cluster,
-                                  workers=args.workers, name=args.name)
-    run_service(deployment, run_now=args.run_now, prefect_port=args.prefect_port)
+    settings = settings_from_args(args)  # every pixel and catalog option, checked now
+    return build_deployment(args.manifest, args.store, results=args.results,
+                            cron=args.cron, timezone=args.timezone,
+                            scheduler=args.scheduler, cluster=cluster,
+                            workers=args.workers, name=args.name, work_pool=work_pool,
+                            validate=validate, settings=settings.to_dict())
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """``galclust serve``: validate, print the schedule, then serve until stopped."""
+    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")  # flow runs inherit it
+    run_service(deployment_from_args(args), run_now=args.run_now,
+                prefect_port=args.prefect_port)
     return 0
 
 
-def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Add the ``serve`` sub-command to the ``galclust`` parser's sub-parsers."""
-    p = subparsers.add_parser(
-        "serve", help="run the nightly reprocessing as a scheduled service",
-        description="Serve the nightly deployment (ingest -> pixel clustering -> catalog "
-        "flags -> publish) with Prefect on this machine: runs start on the cron schedule "
-        "and whenever triggered from the Prefect UI/API. Uses the Prefect server named by "
-        "PREFECT_API_URL, else starts a local one (database under PREFECT_HOME). The "
-        "manifest and the stores are checked before anything is scheduled.",
-        epilog="S3 endpoint and credentials come from the standard AWS environment "
-        "(AWS_ENDPOINT_URL_S3, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY); they are never "
-        "printed.")
-    from galclust.cli import add_survey_arguments
-
+def add_deployment_arguments(p: argparse.ArgumentParser) -> None:
+    """What a scheduled nightly run needs: the survey, the schedule, the cluster and
+    every stage's options; shared by ``galclust serve`` and ``deploy/deploy.py``."""
     add_survey_arguments(p)
     p.add_argument("--cron", default=DEFAULT_CRON,
                    help='when to run, cron syntax (default: "%(default)s", 03:00 daily)')
@@ -554,6 +435,22 @@ def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--prefect-port", type=whole(1, 65535), default=4200,
                    help="port of the local Prefect server started when PREFECT_API_URL "
                    "is not set (default: %(default)s)")
+    add_run_options(p)
+
+
+def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the ``serve`` sub-command to the ``galclust`` parser's sub-parsers."""
+    p = subparsers.add_parser(
+        "serve", help="run the nightly reprocessing as a scheduled service",
+        description="Serve the nightly deployment (ingest -> pixel clustering -> catalog "
+        "flags -> publish) with Prefect on this machine: runs start on the cron schedule "
+        "and whenever triggered from the Prefect UI/API. Uses the Prefect server named by "
+        "PREFECT_API_URL, else starts a local one (database under PREFECT_HOME). The "
+        "manifest, the stores and every option are checked before anything is scheduled.",
+        epilog="S3 endpoint and credentials come from the standard AWS environment "
+        "(AWS_ENDPOINT_URL_S3, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY); they are never "
+        "printed.")
+    add_deployment_arguments(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.add_argument("-v", "--verbose", action="count", default=0,
                    help="more log output (-vv for debug)")

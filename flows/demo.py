@@ -36,20 +36,20 @@ def survey_ari(results: Any, truth_components: np.ndarray, truth_sources: pd.Dat
     truth_sources : DataFrame
         ``id, kind, n_components, snr``.
     bins : tuple of float
-        S/N bin edges of the summary (default: galclust.pixels.validation.SNR_BINS).
+        S/N bin edges of the summary (default: galclust.evaluation.pixels.SNR_BINS).
     by_components : bool
         One row per true number of components (>= 2) and S/N bin.
 
     Returns
     -------
     DataFrame
-        :func:`galclust.pixels.validation.ari_table` of
-        :func:`galclust.pixels.validation.survey_ari`: per S/N bin, galaxies
+        :func:`galclust.evaluation.pixels.ari_table` of
+        :func:`galclust.evaluation.pixels.survey_ari`: per S/N bin, galaxies
         with >= 2 true components, their median ARI and fraction with the
         automatic k equal to the true number of components, and the fraction
         of one-component galaxies given k = 1.
     """
-    from galclust.pixels.validation import ari_table
+    from galclust.evaluation.pixels import ari_table
 
     return ari_table(_per_galaxy_ari(results, truth_components, truth_sources, bins=bins),
                      by_components=by_components)
@@ -57,8 +57,8 @@ def survey_ari(results: Any, truth_components: np.ndarray, truth_sources: pd.Dat
 
 def _per_galaxy_ari(results: Any, truth_components: np.ndarray, truth_sources: pd.DataFrame,
                     *, bins: tuple[float, ...] | None = None) -> pd.DataFrame:
-    from galclust.pixels.validation import SNR_BINS
-    from galclust.pixels.validation import survey_ari as per_galaxy_ari
+    from galclust.evaluation.pixels import SNR_BINS
+    from galclust.evaluation.pixels import survey_ari as per_galaxy_ari
 
     return per_galaxy_ari(results.table("pixels/stamps"),
                           results.table("pixels/galaxies", columns=["id", "n_clusters"]),
@@ -102,9 +102,9 @@ def run_demo(*, workdir: str = "galclust-demo", size: int = 1024, seed: int = 0,
 
     import galclust
     from flows.nightly import nightly_flow
-    from galclust.catalog.evaluation import evaluate_flags
     from galclust.cli import describe_cube
-    from galclust.pixels.validation import ari_table
+    from galclust.evaluation.catalog import evaluate_flags
+    from galclust.evaluation.pixels import ari_table
     from galclust.plots.survey import write_embedding_pictures, write_label_maps
     from galclust.store.cube import open_catalog, open_labels
     from galclust.synth import make_survey

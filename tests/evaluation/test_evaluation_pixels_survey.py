@@ -32,8 +32,8 @@ from astropy.io import fits
 
 import galclust
 from galclust.errors import InputError
+from galclust.evaluation.pixels import SNR_BINS, ari_table, survey_ari
 from galclust.pixels.survey import decode_labels, pixel_tables
-from galclust.pixels.validation import SNR_BINS, ari_table, survey_ari
 from galclust.store.cube import open_catalog
 from galclust.synth import make_survey
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from galclust.errors import InputError
-from galclust.pixels.validation import ari_vs_snr, run_validation, separated_galaxy
+from galclust.evaluation.pixels import ari_vs_snr, run_validation, separated_galaxy
 from galclust.synth import galaxy_snr
 
 SHAPE_CONFIGS = [("kmeans", "l2", "euclidean"), ("kmeans", "median_sed", "euclidean"),

@@ -1,0 +1,282 @@
+"""Typed options of every stage of a run, declared once, and the command-line flags built
+from them.
+
+Each stage has one frozen dataclass (:class:`PixelOptions`, :class:`CatalogOptions`):
+every default is declared here and nowhere else, every value is checked on
+construction (naming the field and the fix, before any ingest or cluster start),
+and a stage's key hashes the options *with defaults filled in*, so the same
+settings reach the same key whether they come from ``galclust pixels``,
+``galclust nightly``, ``galclust serve``, a run-settings file or Python.
+
+:func:`add_option_arguments` turns a dataclass into argparse flags (``--method``,
+``--snr-min``, ...) and :func:`options_from_args` reads them back, so the
+``pixels``, ``flag``, ``nightly`` and ``serve`` commands and ``deploy/deploy.py``
+offer the same flags with the same help. :func:`load_settings` reads a run-settings
+TOML file (``[pixels]``, ``[catalog]``, ``[run]``), which configures a scheduled
+service the way the command line does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import xxhash
+
+from galclust.argtypes import number, whole
+from galclust.catalog import defaults
+from galclust.errors import InputError, did_you_mean
+
+__all__ = [
+    "CatalogOptions",
+    "PixelOptions",
+    "RunSettings",
+    "add_option_arguments",
+    "load_settings",
+    "options_from_args",
+    "options_key",
+]
+
+
+def _opt(default: Any, flag: str, help: str, *, type: Any = None, metavar: str | None = None,
+         cli: bool = True) -> Any:
+    """A dataclass field with its command-line flag, help text and argparse type."""
+    return field(default=default, metadata={"flag": flag, "help": help, "type": type,
+                                            "metavar": metavar, "cli": cli})
+
+
+def _n_clusters(text: str) -> int | str:
+    return int(text) if text.isdigit() else text
+
+
+@dataclass(frozen=True)
+class PixelOptions:
+    """Options of the pixel-SED clustering stage (see :func:`galclust.cluster_galaxy`).
+
+    Raises
+    ------
+    InputError
+        On construction, for an unknown name, an impossible combination or a
+        value out of range, naming the field.
+    """
+
+    method: str = _opt("kmeans", "--method", "kmeans, gmm, agglomerative, dbscan, hdbscan or "
+                       "spectral")
+    normalize: str = _opt("l2", "--normalize", "none, l2, median_sed, colour or sum")
+    metric: str = _opt("euclidean", "--metric", "euclidean, xcorr, wavelength or chi2")
+    n_clusters: int | str = _opt("auto", "--n-clusters", "auto (chi2 test of each added "
+                                 "cluster; BIC for gmm), snr:TARGET, or an integer",
+                                 type=_n_clusters)
+    snr_threshold: float = _opt(3.0, "--snr-min", "minimum median S/N of a pixel across "
+                                "bands", type=number(0))
+    min_pixels: int = _opt(10, "--min-pixels", "fewest selected pixels to cluster a galaxy",
+                           type=whole(1))
+    random_state: int = _opt(0, "--seed", "random seed", type=whole(0))
+
+    def __post_init__(self) -> None:
+        from galclust.pixels.options import check_options, check_selection_numbers
+
+        check_options(method=self.method, normalize=self.normalize, metric=self.metric,
+                      n_clusters=self.n_clusters)
+        check_selection_numbers(snr_threshold=self.snr_threshold, min_pixels=self.min_pixels)
+        _check_int("random_state", self.random_state, 0)
+
+    def kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`galclust.pixels.survey.run_pixels`."""
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class CatalogOptions:
+    """Options of the catalog stage: cutouts, embedding and spurious flags.
+
+    Raises
+    ------
+    InputError
+        On construction, for an unknown name or a value out of range.
+    """
+
+    embedding: str = _opt(defaults.EMBEDDING, "--embedding",
+                          "non-linear embedding on the PCA components: none, tsne or umap")
+    model: str = _opt(defaults.METHOD, "--model", "mixture, classifier or combined")
+    threshold: float = _opt(defaults.THRESHOLD, "--threshold",
+                            "flag mixture components whose labelled spurious fraction "
+                            "exceeds this", type=number(0, 1, open_low=True))
+    size: int = _opt(defaults.CUTOUT_SIZE, "--size", "cutout side in pixels, odd", type=whole(3))
+    random_state: int = _opt(0, "--seed", "random seed", type=whole(0))
+
+    def __post_init__(self) -> None:
+        from galclust.catalog.pipeline import FlagOptions
+
+        if isinstance(self.size, bool) or not isinstance(self.size, int) or self.size < 3 \
+                or self.size % 2 == 0:
+            raise InputError(f"size={self.size!r} must be an odd number of pixels >= 3 "
+                             "(e.g. 51).")
+        _check_int("random_state", self.random_state, 0)
+        FlagOptions(method=self.model, embedding=self.embedding, threshold=self.threshold)
+
+    def kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`galclust.catalog.survey.run_catalog`."""
+        return {"embedding": self.embedding, "method": self.model,
+                "threshold": self.threshold, "size": self.size,
+                "random_state": self.random_state}
+
+
+def _check_int(name: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise InputError(f"{name}={value!r} must be a whole number >= {minimum}.")
+
+
+#: Every stage's options class, by stage name.
+OPTIONS: dict[str, type] = {"pixels": PixelOptions, "catalog": CatalogOptions}
+
+
+def make_options(cls: type, values: Mapping[str, Any] | Any = None, *,
+                 where: str = "options") -> Any:
+    """Build ``cls`` from a mapping (or return an instance as is), refusing unknown keys.
+
+    Raises
+    ------
+    InputError
+        For a key that is not an option of ``cls`` (with the closest one).
+    """
+    if isinstance(values, cls):
+        return values
+    values = dict(values or {})
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key in values:
+        if key not in names:
+            raise InputError(f"{where}: unknown option {key!r}." + did_you_mean(key, names)
+                             + f" Valid options: {', '.join(names)}.")
+    if isinstance(values.get("n_clusters"), list):
+        values["n_clusters"] = tuple(values["n_clusters"])
+    return cls(**values)
+
+
+def options_key(stage: str, options: Any) -> dict[str, Any]:
+    """The dict a stage key hashes: the stage name and every option, defaults filled in."""
+    return {"stage": stage, **dataclasses.asdict(options)}
+
+
+def options_hash(options: Any) -> str:
+    """A short hash of an options instance (defaults filled), for file names and logs."""
+    text = json.dumps(dataclasses.asdict(options), sort_keys=True, default=str)
+    return xxhash.xxh3_64(text.encode()).hexdigest()[:8]
+
+
+# --------------------------------------------------------------------------- command line
+def add_option_arguments(parser: argparse.ArgumentParser, cls: type, *,
+                         skip: tuple[str, ...] = ()) -> None:
+    """Add one flag per field of ``cls`` (its metadata gives flag, help and type).
+
+    Flags default to None (not given), so :func:`options_from_args` can tell a
+    value the user typed from a default, and the help shows the real default.
+    """
+    stage = next((k for k, v in OPTIONS.items() if v is cls), cls.__name__)
+    group = parser.add_argument_group(f"{stage} stage options ({cls.__name__}; also settable "
+                                      f"in the --settings file's [{stage}] table)")
+    for f in dataclasses.fields(cls):
+        meta = f.metadata
+        if not meta.get("cli", False) or f.name in skip or \
+                any(meta["flag"] == a for act in parser._actions for a in act.option_strings):
+            continue
+        group.add_argument(meta["flag"], dest=f"{cls.__name__}.{f.name}", default=None,
+                           type=meta.get("type") or str,
+                           metavar=meta.get("metavar") or f.name.upper(),
+                           help=f"{meta['help']} (default: {f.default})")
+
+
+def options_from_args(cls: type, args: argparse.Namespace,
+                      base: Mapping[str, Any] | None = None) -> Any:
+    """Build ``cls`` from the flags the user gave, over ``base`` (e.g. a settings file)."""
+    values = dict(base or {})
+    for f in dataclasses.fields(cls):
+        value = getattr(args, f"{cls.__name__}.{f.name}", None)
+        if value is None:  # a flag shared with another options class (e.g. --seed)
+            for other in OPTIONS.values():
+                value = value if value is not None else \
+                    getattr(args, f"{other.__name__}.{f.name}", None)
+        if value is not None:
+            values[f.name] = value
+    return make_options(cls, values, where=f"{cls.__name__}")
+
+
+# --------------------------------------------------------------------------- settings file
+@dataclass(frozen=True)
+class RunSettings:
+    """What a run does: its stages' options and the stages to skip.
+
+    Attributes
+    ----------
+    pixels : PixelOptions
+    catalog : CatalogOptions
+    skip : tuple of str
+        Stages not to run (their products are carried from the last run).
+    """
+
+    pixels: PixelOptions = field(default_factory=PixelOptions)
+    catalog: CatalogOptions = field(default_factory=CatalogOptions)
+    skip: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for name in self.skip:
+            if name not in OPTIONS:
+                raise InputError(f"skip={name!r} is not a stage; stages: "
+                                 f"{', '.join(OPTIONS)}." + did_you_mean(name, OPTIONS))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (a Prefect parameter, a TOML file)."""
+        return {"pixels": dataclasses.asdict(self.pixels),
+                "catalog": dataclasses.asdict(self.catalog), "skip": list(self.skip)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None, *, where: str = "settings"
+                  ) -> RunSettings:
+        """Build from ``{"pixels": {...}, "catalog": {...}, "skip": [...]}``."""
+        data = dict(data or {})
+        known = ("pixels", "catalog", "skip", "run")
+        for key in data:
+            if key not in known:
+                raise InputError(f"{where}: unknown table [{key}]." + did_you_mean(key, known)
+                                 + f" Valid: {', '.join(known)}.")
+        run = dict(data.get("run") or {})
+        skip = tuple(data.get("skip") or run.pop("skip", ()) or ())
+        if run:
+            raise InputError(f"{where}: unknown key(s) in [run]: {', '.join(run)}; valid: "
+                             "skip.")
+        return cls(pixels=make_options(PixelOptions, data.get("pixels"),
+                                       where=f"{where} [pixels]"),
+                   catalog=make_options(CatalogOptions, data.get("catalog"),
+                                        where=f"{where} [catalog]"),
+                   skip=skip)
+
+
+def load_settings(path: str | None) -> RunSettings:
+    """Read a run-settings TOML file (local or ``s3://``); defaults when ``path`` is None.
+
+    The file holds ``[pixels]`` and ``[catalog]`` tables with the fields of
+    :class:`PixelOptions` and :class:`CatalogOptions`, and ``[run]`` with
+    ``skip = ["catalog"]`` to leave stages out.
+
+    Raises
+    ------
+    MissingInputError
+        If the file does not exist.
+    InputError
+        If it is not TOML, or names an unknown table or option, or a bad value.
+    """
+    if path is None:
+        return RunSettings()
+    from galclust.store.urls import read_bytes  # only store/ opens files
+
+    raw = read_bytes(path, what="run-settings file")
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: not valid TOML ({exc}).") from None
+    return RunSettings.from_dict(data, where=path)
