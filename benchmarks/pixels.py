@@ -158,7 +158,8 @@ def bench_survey(shape: tuple[int, int], n_galaxies: int, tile: int, workdir: st
     from distributed import Client, LocalCluster
 
     from galclust.pixels.survey import pixel_tables, segment_boxes
-    from galclust.store.cube import ingest, open_catalog, open_cube
+    from galclust.store.cube import open_catalog, open_cube
+    from galclust.store.ingest import ingest
     from galclust.synth import make_survey
 
     t0 = time.perf_counter()

@@ -28,7 +28,7 @@ __version__ = "0.1.0"
 # Public functions live in submodules that import heavy dependencies (zarr,
 # dask, scikit-learn); load them on first use so ``import galclust`` is fast.
 _LAZY = {
-    "ingest": "galclust.store.cube",
+    "ingest": "galclust.store.ingest",
     "open_cube": "galclust.store.cube",
     "cluster_galaxy": "galclust.pixels.core",
     "flag_spurious": "galclust.catalog.survey",

@@ -352,6 +352,9 @@ def _setup_logging(verbose: int) -> None:
     os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning" if verbose < 2 else "info")
     # Prefect's own run log (state changes, and the traceback of a failed task)
     # only under -v: galclust prints one line per outcome itself
+    # a log handler that cannot write (a closed pipe) stays silent, as in production;
+    # under -v its error is printed
+    logging.raiseExceptions = verbose > 0
     prefect_level = ("CRITICAL", "INFO", "DEBUG")[min(verbose, 2)]
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", prefect_level)
     logging.getLogger("prefect").setLevel(prefect_level)  # if Prefect is configured already

@@ -1,5 +1,9 @@
 """Progress of a long stage: items done of total, rate and time left.
 
+:func:`compute_counting` computes a Dask graph and counts, as each weighted task
+finishes, its weight (the galaxies of a tile) done: with a scheduler callback on
+threads, with a scheduler plugin on a cluster.
+
 On a terminal a tqdm bar (on stderr); otherwise, and always in the log of
 ``galclust.progress`` (which a Prefect run shows when ``PREFECT_LOGGING_EXTRA_LOGGERS``
 includes ``galclust``, as the command line sets it), a line at every tenth of
@@ -11,9 +15,14 @@ from __future__ import annotations
 import logging
 import sys
 import time
+import uuid
 from typing import Any
 
-__all__ = ["Progress"]
+import dask
+from dask.callbacks import Callback
+from distributed.diagnostics.plugin import SchedulerPlugin
+
+__all__ = ["Progress", "TaskCounter", "compute_counting"]
 
 log = logging.getLogger("galclust.progress")
 
@@ -90,3 +99,62 @@ def _duration(seconds: float) -> str:
     if seconds < 90:
         return f"{seconds:.0f} s"
     return f"{seconds / 60:.1f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
+
+
+# --------------------------------------------------------------------------- Dask
+class _CountTasks(Callback):
+    """Threads: report each finished weighted task to a :class:`Progress`."""
+
+    def __init__(self, weights: dict[str, int], progress: Progress) -> None:
+        super().__init__()
+        self.weights, self.progress = weights, progress
+
+    def _posttask(self, key: Any, result: Any, dsk: Any, state: Any, id: Any) -> None:
+        self.progress.update(self.weights.get(key, 0))
+
+
+def compute_counting(collections: list[Any], weights: dict[str, int], progress: Progress, *,
+                     client: Any = None, prefix: str = "", poll: float = 0.5) -> list[Any]:
+    """Compute ``collections``; as each task named in ``weights`` finishes, count its
+    weight (e.g. the galaxies of a tile) done. Threads when ``client`` is None; on a
+    cluster a scheduler plugin records the finished keys starting with ``prefix``
+    and is polled every ``poll`` seconds."""
+    if client is None:
+        with _CountTasks(weights, progress):
+            return list(dask.compute(*collections))
+    name = f"galclust-progress-{uuid.uuid4().hex[:8]}"
+    client.register_plugin(TaskCounter(prefix), name=name)
+    seen: set[str] = set()
+    try:
+        futures = client.compute(collections)
+        while True:
+            finished = all(f.done() for f in futures)
+            for key in client.run_on_scheduler(_drain_counter, name=name):
+                if key in weights and key not in seen:  # a rerun after a lost worker: once
+                    seen.add(key)
+                    progress.update(weights[key])
+            if finished:
+                break
+            time.sleep(poll)
+        return client.gather(futures)
+    finally:
+        client.unregister_scheduler_plugin(name)
+
+
+class TaskCounter(SchedulerPlugin):
+    """On the scheduler: the keys starting with ``prefix`` that reached memory."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.finished: list[str] = []
+
+    def transition(self, key: Any, start: str, finish: str, *args: Any, **kwargs: Any) -> None:
+        if finish == "memory" and str(key).startswith(self.prefix):
+            self.finished.append(str(key))
+
+
+def _drain_counter(dask_scheduler: Any, name: str) -> list[str]:
+    """Run on the scheduler: the keys a :class:`TaskCounter` saw since the last call."""
+    plugin = dask_scheduler.plugins[name]
+    out, plugin.finished = plugin.finished, []
+    return out

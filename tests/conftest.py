@@ -19,6 +19,10 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
+# Prefect binds its console log handler to sys.stderr when it is first imported; a
+# test's capsys stream is closed after that test, so import it now, once.
+import prefect  # noqa: E402, F401, I001
+
 _AWS_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION",
             "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_SESSION_TOKEN", "AWS_PROFILE")
 

@@ -34,7 +34,7 @@ from galclust.errors import (
     did_you_mean,
 )
 
-__all__ = ["METHODS", "assemble_table", "catalog_flux", "component_summary", "FittedFlags", "FlagOptions", "align_labels", "fit_models",
+__all__ = ["METHODS", "CatalogEmbedding", "SurveyCutouts", "assemble_table", "catalog_flux", "component_summary", "FittedFlags", "FlagOptions", "align_labels", "fit_models",
            "label_summary", "predict_columns", "run_flagging", "single_thread_blas",
            "warn_label_conflicts"]
 
@@ -429,3 +429,54 @@ def component_summary(fitted: FittedFlags) -> pd.DataFrame:
         "flagged": m.flagged_components_.astype(bool),
         "reason": pd.Series(m.component_reason_, dtype=object),
     })
+
+
+@dataclass
+class CatalogEmbedding:
+    """Everything measured on a survey's cutouts, before any labels are used.
+
+    Attributes
+    ----------
+    ids : ndarray (n,) int64
+        In catalog order (as every other array here).
+    embedding : StampEmbedding
+        Linear components and stamp features.
+    features : dict of str -> ndarray (n,)
+        Stamp and catalog (neighbour, spike) features.
+    coverage : ndarray (n,) float32
+    positions : dict
+        ``ra``, ``dec``, ``x``, ``y`` (NaN where the catalog lacks them).
+    """
+
+    ids: np.ndarray
+    embedding: StampEmbedding
+    features: dict[str, np.ndarray]
+    coverage: np.ndarray
+    positions: dict[str, np.ndarray]
+
+
+@dataclass
+class SurveyCutouts:
+    """Lazy multi-band stamps of every catalog source.
+
+    Attributes
+    ----------
+    stamps : dask.array.Array, shape (source, band, size, size), float32
+        One chunk per spatial tile of sources.
+    aux : dask.array.Array, shape (source, 2 + band), float32
+        Per source: coverage fraction, aperture flux (r <= 3 px, all bands),
+        median error per band.
+    ids : ndarray (source,) int64
+        Catalog ids in stamp order.
+    x, y : ndarray (source,) float64
+        Pixel positions in stamp order.
+    order : ndarray (source,) int
+        Row of the catalog each stamp belongs to.
+    """
+
+    stamps: Any  # dask.array.Array
+    aux: Any
+    ids: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    order: np.ndarray

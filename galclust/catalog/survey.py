@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from dataclasses import dataclass
 from typing import Any
 
 import dask
@@ -31,8 +30,10 @@ from galclust.catalog.embedding import StampEmbedding
 from galclust.catalog.features import STAMP_FEATURES, stamp_features
 from galclust.catalog.labels import normalise_labels
 from galclust.catalog.pipeline import (
+    CatalogEmbedding,
     FittedFlags,
     FlagOptions,
+    SurveyCutouts,
     align_labels,
     assemble_table,
     catalog_features,
@@ -50,6 +51,7 @@ from galclust.catalog.schema import (
     embedding_dataset,
 )
 from galclust.errors import InputError
+from galclust.progress import Progress
 
 __all__ = ["CatalogEmbedding", "SurveyCutouts", "component_summary", "embed_catalog",
            "embed_cutouts", "flag_catalog", "flag_spurious", "predict_blocks", "run_catalog",
@@ -57,33 +59,6 @@ __all__ = ["CatalogEmbedding", "SurveyCutouts", "component_summary", "embed_cata
 
 #: Stamps below this many bytes are kept in (worker) memory between passes.
 PERSIST_BYTES = 2 * 2**30
-
-
-@dataclass
-class SurveyCutouts:
-    """Lazy multi-band stamps of every catalog source.
-
-    Attributes
-    ----------
-    stamps : dask.array.Array, shape (source, band, size, size), float32
-        One chunk per spatial tile of sources.
-    aux : dask.array.Array, shape (source, 2 + band), float32
-        Per source: coverage fraction, aperture flux (r <= 3 px, all bands),
-        median error per band.
-    ids : ndarray (source,) int64
-        Catalog ids in stamp order.
-    x, y : ndarray (source,) float64
-        Pixel positions in stamp order.
-    order : ndarray (source,) int
-        Row of the catalog each stamp belongs to.
-    """
-
-    stamps: da.Array
-    aux: da.Array
-    ids: np.ndarray
-    x: np.ndarray
-    y: np.ndarray
-    order: np.ndarray
 
 
 def _tile_stamps(sci: np.ndarray, err: np.ndarray, centres: np.ndarray, size: int,
@@ -289,32 +264,8 @@ def predict_blocks(fitted: FittedFlags, space: np.ndarray, clf_space: np.ndarray
                                                         "")}
 
 
-@dataclass
-class CatalogEmbedding:
-    """Everything measured on a survey's cutouts, before any labels are used.
-
-    Attributes
-    ----------
-    ids : ndarray (n,) int64
-        In catalog order (as every other array here).
-    embedding : StampEmbedding
-        Linear components and stamp features.
-    features : dict of str -> ndarray (n,)
-        Stamp and catalog (neighbour, spike) features.
-    coverage : ndarray (n,) float32
-    positions : dict
-        ``ra``, ``dec``, ``x``, ``y`` (NaN where the catalog lacks them).
-    """
-
-    ids: np.ndarray
-    embedding: StampEmbedding
-    features: dict[str, np.ndarray]
-    coverage: np.ndarray
-    positions: dict[str, np.ndarray]
-
-
-def embed_catalog(cube: xr.Dataset, catalog: pd.DataFrame, *, size: int = defaults.CUTOUT_SIZE, tile: int = 256,
-                  noise: Any = "err", softening: float = 3.0, bin: int = 5,
+def embed_catalog(cube: xr.Dataset, catalog: pd.DataFrame, *, size: int = defaults.CUTOUT_SIZE,
+                  tile: int = 256, noise: Any = "err", softening: float = 3.0, bin: int = 5,
                   n_components: int = 16, batch_size: int | None = None,
                   random_state: int | None = 0, client: Any = None) -> CatalogEmbedding:
     """Cut, scale and embed every catalog source; measure its features.
@@ -443,16 +394,10 @@ def run_catalog(cube: xr.Dataset, catalog: pd.DataFrame, labels: pd.DataFrame | 
     Returns
     -------
     DataFrame
-        The per-source spurious table, in catalog order, with ra, dec, x, y;
-        ``flag`` null where ``p_spurious`` is NaN (unknown). The run summary
-        is ``table.attrs["summary"]`` (a dict of plain ints, bools and id
-        lists; :func:`galclust.catalog.pipeline.label_summary`): ``n_sources``,
-        ``n_flagged``, ``n_unknown``, ``calibrated``, ``n_labelled``,
-        ``n_labelled_reliable``, ``n_labelled_spurious``,
-        ``contradicted_reliable`` (labelled reliable but flagged),
-        ``contradicted_spurious`` (labelled spurious but not flagged) and their
-        ids. It is also stored with the parquet table, so
-        ``open_results(url).table("catalog_spurious").attrs["summary"]`` reads it.
+        The per-source spurious table, in catalog order, with ra, dec, x, y
+        (see :func:`flag_catalog`); ``table.attrs["summary"]``
+        (:func:`galclust.catalog.pipeline.label_summary`) counts the labelled
+        sources the model contradicts, and is stored with the parquet table.
 
     Warns
     -----
@@ -463,12 +408,15 @@ def run_catalog(cube: xr.Dataset, catalog: pd.DataFrame, labels: pd.DataFrame | 
     opts = FlagOptions.from_kwargs(random_state=random_state, **options)  # validate first
     if labels is not None:
         normalise_labels(labels, what="labels")  # a bad table fails before any compute
-    embedded = embed_catalog(cube, catalog, size=size, tile=tile, noise=noise,
-                             softening=opts.softening, bin=opts.bin, n_components=opts.n_pca,
-                             batch_size=opts.batch_size, random_state=random_state,
-                             client=client)
-    table, fitted = flag_catalog(embedded, labels, random_state=random_state, client=client,
-                                 **options)
+    with Progress(3, what="steps", desc=f"catalog of {len(catalog)} sources") as progress:
+        embedded = embed_catalog(cube, catalog, size=size, tile=tile, noise=noise,
+                                 softening=opts.softening, bin=opts.bin,
+                                 n_components=opts.n_pca, batch_size=opts.batch_size,
+                                 random_state=random_state, client=client)
+        progress.update(2)  # cutouts and embedding: the bulk of the work
+        table, fitted = flag_catalog(embedded, labels, random_state=random_state,
+                                     client=client, **options)
+        progress.update(1)
     if run is not None:
         run.write_table(TABLE_NAME, table)
         run.write_table("catalog_components", component_summary(fitted))

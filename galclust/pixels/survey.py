@@ -21,7 +21,7 @@ The only module of :mod:`galclust.pixels` that imports dask. Plan:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import dask
@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import xarray as xr
+from dask.base import tokenize
 
 from galclust.errors import InputError
 from galclust.pixels.composites import composites_to_frame
@@ -37,6 +38,7 @@ from galclust.pixels.core import check_estimator_options, cluster_galaxy
 from galclust.pixels.flags import PixelFlag, flag_names
 from galclust.pixels.options import check_cone, check_options, check_selection_numbers
 from galclust.pixels.selection import footprint_from_segmentation, segment_bboxes
+from galclust.progress import Progress, compute_counting
 from galclust.sky import in_cone
 
 __all__ = [
@@ -53,6 +55,8 @@ __all__ = [
     "segment_boxes",
 ]
 
+#: Key prefix of the per-tile clustering tasks (their progress is counted in galaxies).
+TILE_TASK = "cluster_tile"
 _STR = pd.StringDtype("pyarrow")
 #: One row per galaxy.
 GALAXIES_SCHEMA: dict[str, Any] = {
@@ -279,6 +283,7 @@ class PixelTables:
     stamps: Any
     n_galaxies: int
     n_tiles: int
+    weights: dict[str, int] = field(default_factory=dict)
 
     def items(self) -> list[tuple[str, Any]]:
         """``[(name, dask DataFrame), ...]`` in :data:`SCHEMAS` order."""
@@ -384,14 +389,18 @@ def pixel_tables(cube: xr.Dataset, catalog: pd.DataFrame, *, ids: Sequence[int] 
                                  pure=True)
     cluster = dask.delayed(cluster_tile, nout=3, pure=True)
     parts: dict[str, list[Any]] = {name: [] for name in SCHEMAS}
+    weights: dict[str, int] = {}  # tile task key -> galaxies in it (for progress)
     for tile, members in found.groupby("tile", sort=True):
         y0, y1 = int(members["sy0"].min()), int(members["sy1"].max())
         x0, x1 = int(members["sx0"].min()), int(members["sx1"].max())
         region = cube.isel(y=slice(y0, y1), x=slice(x0, x1))
         cols = ["id", "ra", "dec", "x", "y", "z", "sy0", "sy1", "sx0", "sx1"]
-        out = cluster(region["sci"].data, region["err"].data, region["seg"].data,
-                      members[cols].reset_index(drop=True), (y0, x0), wavelength, bands,
-                      int(tile), params, dict(options), redshifts)
+        args = (region["sci"].data, region["err"].data, region["seg"].data,
+                members[cols].reset_index(drop=True), (y0, x0), wavelength, bands,
+                int(tile), params, dict(options), redshifts)
+        key = f"{TILE_TASK}-{tokenize(*args)}"
+        weights[key] = len(members)
+        out = cluster(*args, dask_key_name=key)
         for name, part in zip(SCHEMAS, out, strict=True):
             parts[name].append(part)
     n_tiles = len(parts["galaxies"])
@@ -406,7 +415,7 @@ def pixel_tables(cube: xr.Dataset, catalog: pd.DataFrame, *, ids: Sequence[int] 
         frames[name] = (dd.from_delayed(parts[name], meta=meta, verify_meta=False)
                         if parts[name] else dd.from_pandas(meta, npartitions=1))
     return PixelTables(frames["galaxies"], frames["composites"], frames["stamps"],
-                       n_galaxies=len(sel), n_tiles=n_tiles)
+                       n_galaxies=len(sel), n_tiles=n_tiles, weights=weights)
 
 
 def run_pixels(cube: xr.Dataset, catalog: pd.DataFrame, run: Any, *, client: Any = None,
@@ -437,6 +446,8 @@ def run_pixels(cube: xr.Dataset, catalog: pd.DataFrame, run: Any, *, client: Any
     names = [f"{prefix}/{name}" for name, _ in tables.items()]
     writes = [run.write_table(n, ddf, compute=False) for n, (_, ddf) in
               zip(names, tables.items(), strict=True)]
-    dask.compute(*[w for w in writes if w is not None], scheduler=client)
+    with Progress(tables.n_galaxies, what="galaxies", desc="pixel clustering") as progress:
+        compute_counting([w for w in writes if w is not None], tables.weights, progress,
+                         client=client, prefix=TILE_TASK)
+        progress.update(progress.total - progress.done)  # galaxies without pixels
     return {"n_galaxies": tables.n_galaxies, "n_tiles": tables.n_tiles, "products": names}
-

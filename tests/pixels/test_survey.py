@@ -182,7 +182,8 @@ def test_distributed_scheduler_gives_the_same_tables(small_cube, computed):
 
 def test_end_to_end_on_an_ingested_synthetic_survey(tmp_path):
     """FITS survey (galclust.synth) -> zarr cube (galclust.ingest) -> pixel tables."""
-    from galclust.store.cube import ingest, open_catalog
+    from galclust.store.cube import open_catalog
+    from galclust.store.ingest import ingest
     from galclust.synth import make_survey
 
     survey = make_survey(tmp_path / "survey", shape=(256, 256), seed=1)

@@ -241,7 +241,8 @@ def test_ingest_on_a_dask_cluster_equals_local_threads(survey, tmp_path):
 
 
 def test_block_tasks_write_disjoint_chunks(survey, tmp_path):
-    from galclust.store.cube import _plan_blocks, _validate
+    from galclust.store.blocks import plan_blocks as _plan_blocks
+    from galclust.store.ingest import _validate
 
     inputs = _validate(load_manifest(survey.manifest_path))
     jobs = _plan_blocks(str(tmp_path / "x.zarr"), inputs, 64, range(4), True)

@@ -1,0 +1,195 @@
+"""Ingest's block tasks: read one block of every changed input, write whole zarr chunks.
+
+A block is all bands x a row of square tiles (as many chunks as fit in
+:data:`TASK_BYTES` of raw input); each task reads only its block from every
+FITS file and writes whole chunks, so no two tasks write the same chunk and
+memory is bounded by the block, not by the mosaic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import dask
+import numpy as np
+import pandas as pd
+
+from galclust.errors import InputError
+from galclust.store.cube import _open_group
+from galclust.store.fits import ImageInfo, ImageReader, checksum
+
+__all__ = ["TASK_BYTES", "plan_blocks", "run_block_tasks"]
+
+#: Largest number of raw bytes one block task reads (sets chunks per task).
+TASK_BYTES = 256 * 2**20
+
+
+def _what(band: str, kind: str, path: str) -> str:
+    return f"band {band} {kind} image ({path})"
+
+
+@dataclass(frozen=True)
+class _BandJob:
+    index: int
+    sci: ImageInfo
+    noise: ImageInfo
+    noise_kind: str
+    what_sci: str
+    what_noise: str
+
+
+@dataclass(frozen=True)
+class _BlockJob:
+    url: str
+    ys: tuple[int, int]
+    xs: list[tuple[int, int]]
+    n_bands: int
+    bands: tuple[_BandJob, ...]
+    seg: ImageInfo | None
+
+
+def _to_err(sci: np.ndarray, err: np.ndarray, kind: str) -> bool:
+    """Turn a noise block into 1-sigma errors and mark no-coverage pixels, in place.
+
+    Weight maps are inverse variances: ``err = 1/sqrt(w)``. Zero or negative
+    weight, a non-finite or non-positive error, or a NaN flux all mean "no
+    coverage": ``err = +inf`` and ``sci = 0`` there.
+
+    Returns
+    -------
+    bool
+        True when no pixel of the block is covered.
+    """
+    # In place on freshly read float32 blocks: this runs on every pixel, so it
+    # makes as few passes as it can (the machine is memory-bound here).
+    covered = err > 0  # False for NaN, zero and negative noise
+    covered &= err < np.inf
+    covered &= np.isfinite(sci)
+    if kind == "weight":
+        with np.errstate(divide="ignore", invalid="ignore"):
+            np.sqrt(err, out=err)
+            np.divide(1.0, err, out=err)
+    if covered.all():  # the common case inside a mosaic: nothing to mark
+        return False
+    uncovered = np.logical_not(covered, out=covered)
+    np.copyto(err, np.float32(np.inf), where=uncovered)
+    np.copyto(sci, np.float32(0), where=uncovered)
+    return bool(uncovered.all())
+
+
+def _ingest_block(job: _BlockJob) -> dict[str, Any]:
+    """Read one block of every input that changed and write its zarr chunks.
+
+    Works one chunk at a time, each held as one C-contiguous (band, y, x)
+    array of exactly the chunk's shape: zarr then encodes it as it is, without
+    the fill-and-copy it does for a chunk cut out of a larger array.
+
+    Returns the block's statistics: bytes read and the segmentation ids present.
+    """
+    group = _open_group(job.url, "r+")
+    # write_empty_chunks=True skips zarr's per-chunk "all fill value?" pass;
+    # chunks with no coverage at all go through the checking array instead, so
+    # they are not stored (or a stale one is removed).
+    sci_arr, err_arr = group["sci"], group["err"]
+    sci_w = sci_arr.with_config({"write_empty_chunks": True})
+    err_w = err_arr.with_config({"write_empty_chunks": True})
+    y0, y1 = job.ys
+    ys = slice(y0, y1)
+    nread = 0
+    seg_ids: set[int] = set()
+    readers = [(bj, ImageReader(bj.sci, what=bj.what_sci), ImageReader(bj.noise, what=bj.what_noise))
+               for bj in job.bands]
+    seg_reader = (ImageReader(job.seg, what=f"segmentation map ({job.seg.path})", dtype=np.int64)
+                  if job.seg else None)
+    whole = len(readers) == job.n_bands  # every band: whole chunks, no read-modify-write
+    band_index = np.array([bj.index for bj, _, _ in readers], dtype=np.intp)
+    # raw FITS bytes read per pixel of a chunk, whatever the files' BITPIX
+    band_px_bytes = sum(rs.file_itemsize + rn.file_itemsize for _, rs, rn in readers)
+    try:
+        for xa, xb in job.xs:
+            xs = slice(xa, xb)
+            if readers:
+                sci = np.empty((len(readers), y1 - y0, xb - xa), np.float32)
+                err = np.empty_like(sci)
+                empty = True
+                for i, (bj, rs, rn) in enumerate(readers):
+                    rs.read(ys, xs, out=sci[i])
+                    rn.read(ys, xs, out=err[i])
+                    empty &= _to_err(sci[i], err[i], bj.noise_kind)
+                nread += sci[0].size * band_px_bytes
+                if whole:
+                    for arr, fast, data in ((sci_arr, sci_w, sci), (err_arr, err_w, err)):
+                        (arr if empty else fast)[:, ys, xs] = data
+                else:  # the changed bands only: one read-modify-write per chunk
+                    sci_arr.oindex[band_index, ys, xs] = sci
+                    err_arr.oindex[band_index, ys, xs] = err
+                del sci, err
+            if seg_reader is not None:
+                seg = seg_reader.read(ys, xs)  # int64: ids exactly as in the file
+                nread += seg.size * seg_reader.file_itemsize
+                lo, hi = int(seg.min()), int(seg.max())
+                if lo < 0 or hi > np.iinfo(np.int32).max:
+                    raise InputError(
+                        f"segmentation map ({job.seg.path}): ids from {lo} to {hi} at rows "
+                        f"{y0}:{y1}; galclust stores ids as int32 (0 = sky, 1..2147483647). "
+                        "Renumber the segmentation map and the catalog ids.")
+                seg_int = seg.astype(np.int32)
+                del seg
+                group["seg"][ys, xs] = seg_int
+                # hash-based unique: O(n), unlike np.unique's sort
+                seg_ids.update(pd.unique(seg_int.ravel()).tolist())
+    finally:
+        for _, rs, rn in readers:
+            rs.close()
+            rn.close()
+        if seg_reader is not None:
+            seg_reader.close()
+    seg_ids.discard(0)
+    return {"bytes": nread, "seg_ids": sorted(seg_ids)}
+
+
+def plan_blocks(url: str, inputs: Any, tile: int, bands: Sequence[int],
+                 write_seg: bool) -> list[_BlockJob]:
+    ny, nx = inputs.shape
+    m = inputs.manifest
+    band_jobs = tuple(
+        _BandJob(i, inputs.sci[i], inputs.noise[i], m.bands[i].noise_kind,
+                 _what(m.bands[i].name, "sci", inputs.sci[i].path),
+                 _what(m.bands[i].name, m.bands[i].noise_kind, inputs.noise[i].path))
+        for i in bands
+    )
+    per_chunk = max(1, (2 * len(band_jobs) + 1) * tile * tile * 4)
+    chunks_per_task = max(1, TASK_BYTES // per_chunk)
+    jobs = []
+    for y0 in range(0, ny, tile):
+        xs = [(x0, min(x0 + tile, nx)) for x0 in range(0, nx, tile)]
+        for k in range(0, len(xs), chunks_per_task):
+            jobs.append(_BlockJob(url, (y0, min(y0 + tile, ny)), xs[k:k + chunks_per_task],
+                                  len(m.bands), band_jobs, inputs.seg if write_seg else None))
+    return jobs
+
+
+def run_block_tasks(jobs: list[_BlockJob], to_hash: list[str], client: Any,
+              progress: bool) -> tuple[list[dict[str, Any]], list[str]]:
+    """Run the block tasks and the checksum tasks in one graph; return both results."""
+    tasks = [dask.delayed(_ingest_block, pure=False)(job, dask_key_name=f"ingest-block-{i}")
+             for i, job in enumerate(jobs)]
+    tasks += [dask.delayed(checksum, pure=False)(path, dask_key_name=f"ingest-checksum-{i}")
+              for i, path in enumerate(to_hash)]
+    if client is not None:
+        futures = client.compute(tasks)
+        if progress:
+            from distributed import progress as dprogress
+
+            dprogress(futures)
+        results = client.gather(futures)
+    elif progress:
+        from dask.diagnostics import ProgressBar
+
+        with ProgressBar(minimum=1.0):
+            results = list(dask.compute(*tasks, scheduler="threads"))
+    else:
+        results = list(dask.compute(*tasks, scheduler="threads"))
+    return results[:len(jobs)], results[len(jobs):]
