@@ -12,6 +12,7 @@ from prefect import flow, task
 
 from flows.common import retry_transient
 from galclust.options import CatalogOptions, RunSettings, make_options
+from galclust.products import SPURIOUS
 from galclust.stages import execute
 from galclust.store.results import open_results
 
@@ -26,7 +27,7 @@ def catalog_task(store: str, results: str | None, labels: str | None,
                      labels=labels, scheduler=scheduler)
     out = {"run": report.run, **report.stages["catalog"]}
     if report.stages["catalog"]["action"] != "skip":
-        table = open_results(report.results, run=report.run).table("catalog_spurious")
+        table = open_results(report.results, run=report.run).table(SPURIOUS)
         out.update(sources=len(table), flagged=int(table["flag"].fillna(False).sum()))
     return out
 

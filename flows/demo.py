@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from galclust.products import GALAXIES, SPURIOUS, STAMPS
+
 __all__ = ["run_demo", "survey_ari"]
 
 
@@ -60,8 +62,8 @@ def _per_galaxy_ari(results: Any, truth_components: np.ndarray, truth_sources: p
     from galclust.evaluation.pixels import SNR_BINS
     from galclust.evaluation.pixels import survey_ari as per_galaxy_ari
 
-    return per_galaxy_ari(results.table("pixels/stamps"),
-                          results.table("pixels/galaxies", columns=["id", "n_clusters"]),
+    return per_galaxy_ari(results.table(STAMPS),
+                          results.table(GALAXIES, columns=["id", "n_clusters"]),
                           truth_components, truth_sources,
                           bins=SNR_BINS if bins is None else bins)
 
@@ -128,7 +130,7 @@ def run_demo(*, workdir: str = "galclust-demo", size: int = 1024, seed: int = 0,
     truth_map = fits.getdata(survey.truth_components_path)
     per_galaxy = _per_galaxy_ari(results, truth_map, truth)  # read and scored once
     ari, ari_by_n = ari_table(per_galaxy), ari_table(per_galaxy, by_components=True)
-    flags = results.table("catalog_spurious")
+    flags = results.table(SPURIOUS)
     recall = evaluate_flags(flags, truth)
     pictures = os.path.join(workdir, "pictures")
     paths = write_label_maps(cube, results, pictures, n=6)

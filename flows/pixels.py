@@ -13,6 +13,7 @@ from prefect import flow, task
 
 from flows.common import retry_transient
 from galclust.options import PixelOptions, RunSettings, make_options
+from galclust.products import GALAXIES
 from galclust.stages import execute
 from galclust.store.results import open_results
 
@@ -25,7 +26,7 @@ def pixels_task(store: str, results: str | None, options: dict[str, Any],
     settings = RunSettings(pixels=make_options(PixelOptions, options, where="pixels_flow"))
     report = execute(store, results=results, settings=settings, stages=["pixels"],
                      scheduler=scheduler)
-    gal = open_results(report.results, run=report.run).table("pixels/galaxies",
+    gal = open_results(report.results, run=report.run).table(GALAXIES,
                                                              columns=["n_clusters", "flags"])
     return {"run": report.run, "galaxies": len(gal),
             "flagged": int((gal["flags"] != 0).sum())}

@@ -19,6 +19,7 @@ from typing import Any
 
 from galclust.argtypes import whole
 from galclust.errors import GalclustError, InputError, RunFailedError
+from galclust.products import GALAXIES, SPURIOUS
 
 __all__ = ["main"]
 
@@ -157,7 +158,7 @@ def cmd_pixels(args: argparse.Namespace) -> int:
     report = execute(args.store, results=args.results, settings=settings, stages=["pixels"],
                      scheduler=args.scheduler, workers=args.workers, **selection)
     res = galclust.open_results(report.results, run=report.run)
-    gal = res.table("pixels/galaxies")
+    gal = res.table(GALAXIES)
     print(f"run {report.run} published to {report.results} in {report.seconds:.1f} s")
     _print_stages(report)
     clustered = gal["n_clusters"] > 0
@@ -186,7 +187,7 @@ def cmd_flag(args: argparse.Namespace) -> int:
     if report.stages["catalog"]["action"] == "skip":
         return 0
     res = galclust.open_results(report.results, run=report.run)
-    table = res.table("catalog_spurious")
+    table = res.table(SPURIOUS)
     n_flag = int(table["flag"].fillna(False).astype(bool).sum())
     summary = table.attrs.get("summary") or report.stages["catalog"]
     print(f"sources {len(table)}, flagged spurious {n_flag} "

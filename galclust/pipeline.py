@@ -28,6 +28,7 @@ import xarray as xr
 import xxhash
 
 from galclust.errors import RunFailedError
+from galclust.products import CATALOG_PRODUCTS, FOOTPRINTS, GALAXIES, PIXEL_TABLES
 from galclust.store.fits import CHECKSUM
 from galclust.store.results import RunWriter, read_product, run_ids
 from galclust.store.safety import run_path
@@ -48,9 +49,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-PIXEL_TABLES = ("pixels/galaxies", "pixels/composites", "pixels/stamps")
-FOOTPRINTS = "pixels/footprints"
-CATALOG_TABLES = ("catalog_spurious", "catalog_components", "catalog_embedding")
 
 
 def _key(*parts: Any) -> str:
@@ -260,9 +258,9 @@ def pixel_failure(run: RunWriter) -> str | None:
     (every one flagged), is a failed run: publishing it would replace a good
     ``latest`` with an empty one.
     """
-    if "pixels/galaxies" not in run.products:
+    if GALAXIES not in run.products:
         return None
-    gal = run.table("pixels/galaxies", columns=["n_clusters", "flag_names"])
+    gal = run.table(GALAXIES, columns=["n_clusters", "flag_names"])
     if gal.empty:
         return "the selection holds no galaxy, so nothing was clustered"
     if not (gal["n_clusters"] > 0).any():
@@ -318,7 +316,7 @@ def run_catalog_stage(cube: xr.Dataset, catalog: pd.DataFrame, labels: pd.DataFr
         return {"action": "reuse", "from_run": plan.checkpoint["run"], "sources": 0,
                 "seconds": time.perf_counter() - t0}
     table = run_catalog(cube, catalog, labels, run, client=client, **params)
-    write_checkpoint(run, "catalog", plan.key, list(CATALOG_TABLES))
+    write_checkpoint(run, "catalog", plan.key, list(CATALOG_PRODUCTS))
     counts = {k: v for k, v in table.attrs.get("summary", {}).items() if not k.endswith("_ids")}
     return {"action": "compute", "sources": len(table), "flagged": int(table["flag"].sum()),
             **counts, "seconds": time.perf_counter() - t0}

@@ -24,10 +24,10 @@ import pandas as pd
 import xarray as xr
 
 from galclust.argtypes import run_id, whole
-from galclust.catalog.schema import TABLE_NAME as SPURIOUS
 from galclust.errors import InputError, check_choice, did_you_mean
 from galclust.pixels.flags import PixelFlag
 from galclust.pixels.survey import COMPOSITES_SCHEMA, decode_labels, empty_frame
+from galclust.products import COMPOSITES, GALAXIES, SPURIOUS, STAMPS
 from galclust.sky import separation_arcsec
 from galclust.store.cube import open_catalog, open_cube
 from galclust.store.results import Results, default_results_url, open_results
@@ -35,7 +35,6 @@ from galclust.store.urls import write_bytes
 
 __all__ = ["CUTOUT_SIZE", "GalaxyRecord", "Query", "add_query_parser", "cmd_query", "to_json"]
 
-GALAXIES, COMPOSITES, STAMPS = "pixels/galaxies", "pixels/composites", "pixels/stamps"
 #: Minimum side (px) of a galaxy's cutout; it is widened to hold the label stamp.
 CUTOUT_SIZE = 51
 #: Columns the command line prints by default (those present).

@@ -48,6 +48,7 @@ from galclust.pipeline import (
     run_catalog_stage,
     run_pixels_stage,
 )
+from galclust.products import CATALOG_PRODUCTS, PIXEL_PRODUCTS
 from galclust.store.cube import open_catalog, open_cube, open_labels
 from galclust.store.results import RunWriter, default_results_url
 
@@ -133,7 +134,7 @@ class PixelStage(Stage):
 
     name = "pixels"
     options = PixelOptions
-    products = ("pixels/galaxies", "pixels/composites", "pixels/stamps")
+    products = PIXEL_PRODUCTS
 
     def plan(self, inputs: RunInputs, options: PixelOptions, **selection: Any) -> StagePlan:
         params = {**options.kwargs(), **_selection(selection)}
@@ -153,7 +154,7 @@ class CatalogStage(Stage):
 
     name = "catalog"
     options = CatalogOptions
-    products = ("catalog_spurious", "catalog_components", "catalog_embedding")
+    products = CATALOG_PRODUCTS
 
     def plan(self, inputs: RunInputs, options: CatalogOptions, **selection: Any) -> StagePlan:
         n = len(inputs.catalog)

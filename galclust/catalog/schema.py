@@ -20,15 +20,16 @@ import pandas as pd
 import xarray as xr
 
 from galclust.catalog.features import CATALOG_FEATURES, STAMP_FEATURES
+from galclust.products import EMBEDDING, SPURIOUS
 
 __all__ = ["CORE_COLUMNS", "DATASET_NAME", "FEATURE_COLUMNS", "TABLE_NAME", "embedding_dataset",
            "empty_frame", "spurious_schema", "to_frame"]
 
 #: Name of the table in the results store.
-TABLE_NAME = "catalog_spurious"
+TABLE_NAME = SPURIOUS
 
 #: Name of the embedding dataset in the results store.
-DATASET_NAME = "catalog_embedding"
+DATASET_NAME = EMBEDDING
 
 #: Always present, in this order (``flag``: null where ``p_spurious`` is NaN).
 CORE_COLUMNS: dict[str, str] = {

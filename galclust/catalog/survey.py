@@ -51,6 +51,7 @@ from galclust.catalog.schema import (
     embedding_dataset,
 )
 from galclust.errors import InputError
+from galclust.products import COMPONENTS
 from galclust.progress import Progress
 
 __all__ = ["CatalogEmbedding", "SurveyCutouts", "component_summary", "embed_catalog",
@@ -419,7 +420,7 @@ def run_catalog(cube: xr.Dataset, catalog: pd.DataFrame, labels: pd.DataFrame | 
         progress.update(1)
     if run is not None:
         run.write_table(TABLE_NAME, table)
-        run.write_table("catalog_components", component_summary(fitted))
+        run.write_table(COMPONENTS, component_summary(fitted))
         run.write_dataset(DATASET_NAME, embedding_dataset(table))
     return table
 

@@ -28,7 +28,6 @@ import dask
 import dask.dataframe as dd
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import xarray as xr
 from dask.base import tokenize
 
@@ -38,6 +37,13 @@ from galclust.pixels.core import check_estimator_options, cluster_galaxy
 from galclust.pixels.flags import PixelFlag, flag_names
 from galclust.pixels.options import check_cone, check_options, check_selection_numbers
 from galclust.pixels.selection import footprint_from_segmentation, segment_bboxes
+from galclust.products import (
+    COMPOSITES_SCHEMA,
+    GALAXIES_SCHEMA,
+    SCHEMAS,
+    STAMPS_SCHEMA,
+    empty_frame,
+)
 from galclust.progress import Progress, compute_counting
 from galclust.sky import in_cone
 
@@ -57,35 +63,6 @@ __all__ = [
 
 #: Key prefix of the per-tile clustering tasks (their progress is counted in galaxies).
 TILE_TASK = "cluster_tile"
-_STR = pd.StringDtype("pyarrow")
-#: One row per galaxy.
-GALAXIES_SCHEMA: dict[str, Any] = {
-    "id": "int64", "ra": "float64", "dec": "float64", "x": "float64", "y": "float64",
-    "z": "float64", "tile": "int64", "n_pixels": "int64", "n_clusters": "int64",
-    "method": _STR, "normalize": _STR, "metric": _STR, "criterion": _STR, "score": "float64",
-    "chi2_single": "float64", "flags": "int64", "flag_names": _STR, "used_bands": _STR,
-    "dropped_bands": _STR, "error": _STR,
-}
-#: One row per galaxy, cluster and band.
-COMPOSITES_SCHEMA: dict[str, Any] = {
-    "id": "int64", "cluster": "int32", "band": _STR, "wavelength": "float64",
-    "flux": "float64", "err": "float64", "n_pixels": "int64", "shape": "float64",
-}
-#: One row per galaxy: its label stamp, int16 little-endian, row-major (ny, nx), −1 = none.
-STAMPS_SCHEMA: dict[str, Any] = {
-    "id": "int64", "y0": "int64", "x0": "int64", "ny": "int32", "nx": "int32",
-    "labels": pd.ArrowDtype(pa.binary()),
-}
-SCHEMAS: dict[str, dict[str, Any]] = {
-    "galaxies": GALAXIES_SCHEMA, "composites": COMPOSITES_SCHEMA, "stamps": STAMPS_SCHEMA,
-}
-
-
-def empty_frame(schema: Mapping[str, Any]) -> pd.DataFrame:
-    """An empty DataFrame with the columns and dtypes of ``schema`` (a Dask ``meta``)."""
-    return pd.DataFrame({k: pd.Series(dtype=v) for k, v in schema.items()})
-
-
 def _frame(rows: list[dict[str, Any]], schema: Mapping[str, Any]) -> pd.DataFrame:
     if not rows:
         return empty_frame(schema)

@@ -11,6 +11,7 @@ import xarray as xr
 
 from galclust.catalog import defaults
 from galclust.errors import InputError
+from galclust.products import COMPOSITES, GALAXIES, STAMPS
 
 __all__ = ["write_embedding_pictures", "write_label_maps"]
 
@@ -100,11 +101,11 @@ def write_label_maps(cube: xr.Dataset, results: Any, outdir: str, *, n: int = 12
     from galclust.plots.pixels import plot_labels
     from galclust.plots.seds import pixel_spread, plot_composites
 
-    gal = results.table("pixels/galaxies")
+    gal = results.table(GALAXIES)
     if ids is None:
         ids = gal[gal["n_clusters"] > 0].nlargest(n, "n_pixels")["id"].tolist()
-    stamps = results.table("pixels/stamps", filters=[("id", "in", list(ids))])
-    comps = results.table("pixels/composites", filters=[("id", "in", list(ids))])
+    stamps = results.table(STAMPS, filters=[("id", "in", list(ids))])
+    comps = results.table(COMPOSITES, filters=[("id", "in", list(ids))])
     os.makedirs(outdir, exist_ok=True)
     params = results.params  # the run's pixel options, as the CLI or the run settings store them
     params = dict(params.get("pixels") or (params.get("settings") or {}).get("pixels") or {})

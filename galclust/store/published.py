@@ -18,6 +18,7 @@ import pandas as pd
 import xarray as xr
 
 from galclust.errors import GalclustWarning, StoreError
+from galclust.products import STAMPS
 from galclust.store.safety import (
     check_product_path,
     check_run_id,
@@ -200,7 +201,7 @@ class Results:
         from galclust.pixels.survey import decode_labels
 
         filters = None if ids is None else [("id", "in", [int(i) for i in ids])]
-        rows = self.table("pixels/stamps", filters=filters).sort_values("id")
+        rows = self.table(STAMPS, filters=filters).sort_values("id")
         out: dict[int, xr.DataArray] = {}
         for r in rows.itertuples(index=False):
             gid, y0, x0, ny, nx = int(r.id), int(r.y0), int(r.x0), int(r.ny), int(r.nx)

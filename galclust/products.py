@@ -1,0 +1,73 @@
+"""Every product a run publishes: its name, and the schema of its table, in one place.
+
+Product names are paths inside a run (``pixels/galaxies``); tables are parquet,
+datasets zarr (:mod:`galclust.store.results`). Schemas map column -> dtype and
+build every empty table, Dask ``meta`` and parquet file, so the pixel tables
+written by any tile, by a carried-over run or by an empty selection agree. The
+spurious table's columns depend on the embedding's size and the features: see
+:func:`galclust.catalog.schema.spurious_schema`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+
+__all__ = [
+    "CATALOG_PRODUCTS",
+    "COMPONENTS",
+    "COMPOSITES",
+    "COMPOSITES_SCHEMA",
+    "EMBEDDING",
+    "FOOTPRINTS",
+    "GALAXIES",
+    "GALAXIES_SCHEMA",
+    "PIXEL_PRODUCTS",
+    "PIXEL_TABLES",
+    "SCHEMAS",
+    "SPURIOUS",
+    "STAMPS",
+    "STAMPS_SCHEMA",
+    "empty_frame",
+]
+
+#: Pixel clustering: one row per galaxy; per galaxy, cluster and band; label stamps.
+GALAXIES, COMPOSITES, STAMPS = "pixels/galaxies", "pixels/composites", "pixels/stamps"
+#: Segment boxes joined with catalog positions (what the incremental pixel stage compares).
+FOOTPRINTS = "pixels/footprints"
+PIXEL_TABLES = (GALAXIES, COMPOSITES, STAMPS)
+PIXEL_PRODUCTS = (*PIXEL_TABLES, FOOTPRINTS)
+#: Catalog stage: per-source spurious table, per-component summary, the embedding (zarr).
+SPURIOUS, COMPONENTS, EMBEDDING = "catalog_spurious", "catalog_components", "catalog_embedding"
+CATALOG_PRODUCTS = (SPURIOUS, COMPONENTS, EMBEDDING)
+
+_STR = pd.StringDtype("pyarrow")
+#: One row per galaxy.
+GALAXIES_SCHEMA: dict[str, Any] = {
+    "id": "int64", "ra": "float64", "dec": "float64", "x": "float64", "y": "float64",
+    "z": "float64", "tile": "int64", "n_pixels": "int64", "n_clusters": "int64",
+    "method": _STR, "normalize": _STR, "metric": _STR, "criterion": _STR, "score": "float64",
+    "chi2_single": "float64", "flags": "int64", "flag_names": _STR, "used_bands": _STR,
+    "dropped_bands": _STR, "error": _STR,
+}
+#: One row per galaxy, cluster and band.
+COMPOSITES_SCHEMA: dict[str, Any] = {
+    "id": "int64", "cluster": "int32", "band": _STR, "wavelength": "float64",
+    "flux": "float64", "err": "float64", "n_pixels": "int64", "shape": "float64",
+}
+#: One row per galaxy: its label stamp, int16 little-endian, row-major (ny, nx), −1 = none.
+STAMPS_SCHEMA: dict[str, Any] = {
+    "id": "int64", "y0": "int64", "x0": "int64", "ny": "int32", "nx": "int32",
+    "labels": pd.ArrowDtype(pa.binary()),
+}
+SCHEMAS: dict[str, dict[str, Any]] = {
+    "galaxies": GALAXIES_SCHEMA, "composites": COMPOSITES_SCHEMA, "stamps": STAMPS_SCHEMA,
+}
+
+
+def empty_frame(schema: Mapping[str, Any]) -> pd.DataFrame:
+    """An empty DataFrame with the columns and dtypes of ``schema`` (a Dask ``meta``)."""
+    return pd.DataFrame({k: pd.Series(dtype=v) for k, v in schema.items()})
