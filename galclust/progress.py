@@ -52,7 +52,7 @@ class Progress:
         if show and self.total:
             from tqdm.auto import tqdm
 
-            self._bar = tqdm(total=self.total, desc=desc, unit=what.rstrip("s") or what,
+            self._bar = tqdm(total=self.total, desc=desc, unit=f" {what}",
                              file=sys.stderr, leave=False, dynamic_ncols=True)
 
     @property
