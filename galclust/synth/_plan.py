@@ -167,10 +167,34 @@ def plan_survey(shape: tuple[int, int], wavelengths: np.ndarray, widths: np.ndar
     -------
     Plan
     """
-    ny, nx = shape
     cov = Coverage.random(shape, rng)
     fmax = float(np.max(fwhm))
-    lo, hi = np.log(snr_range[0]), np.log(snr_range[1])
+    snr_log = (np.log(snr_range[0]), np.log(snr_range[1]))
+    sources = _plan_galaxies(shape, wavelengths, widths, n_galaxies, layout, cov, fmax,
+                             snr_log, rng)
+    per_class, n_bright = _artefact_counts(n_galaxies, n_stars, spurious_fraction)
+    taken = _Taken(np.array([[s.y, s.x] for s in sources]).reshape(-1, 2))
+    stars = _plan_stars(shape, n_stars, n_bright, cov, taken, snr_log, rng)
+    sources += stars
+    _plan_spike_knots(sources, per_class[0], wavelengths, cov, taken, fmax, rng)
+    _plan_edge_blobs(sources, per_class[1], shape, len(wavelengths), cov, taken, rng)
+    _plan_shreds(sources, per_class[2], layout, rng)
+    order = sorted(range(len(sources)), key=lambda i: (sources[i].y, sources[i].x, i))
+    new_index = {old: new for new, old in enumerate(order)}
+    for s in sources:
+        if s.parent >= 0:
+            s.parent = new_index[s.parent]
+    return Plan(sources=[sources[i] for i in order], coverage=cov, rms=np.asarray(rms),
+                wavelengths=np.asarray(wavelengths),
+                n_faint_stars=sum(1 for s in stars if s.spike_length == 0),
+                n_bright_stars=sum(1 for s in stars if s.spike_length > 0))
+
+
+def _plan_galaxies(shape: tuple[int, int], wavelengths: np.ndarray, widths: np.ndarray,
+                   n_galaxies: int, layout: str, cov: Coverage, fmax: float,
+                   snr_log: tuple[float, float], rng: np.random.Generator) -> list[Source]:
+    """The galaxies: positions, components (with SEDs), redshifts, S/N."""
+    lo, hi = snr_log
     sources: list[Source] = []
 
     for y, x in _galaxy_positions(shape, n_galaxies, cov, rng):
@@ -193,6 +217,12 @@ def plan_survey(shape: tuple[int, int], wavelengths: np.ndarray, widths: np.ndar
                            wavelengths, widths)
     for s, comps in zip(sources, with_sed, strict=True):
         s.components = comps
+    return sources
+
+
+def _artefact_counts(n_galaxies: int, n_stars: int, spurious_fraction: float
+                     ) -> tuple[list[int], int]:
+    """Artefacts per reason (spike knots, edge blobs, shreds) and bright stars needed."""
     n_bright = 0
     for _ in range(2):  # bright stars are real rows too: one fixed-point step
         n_real = n_galaxies + n_stars + n_bright
@@ -201,7 +231,16 @@ def plan_survey(shape: tuple[int, int], wavelengths: np.ndarray, widths: np.ndar
             n_art = max(3, round(spurious_fraction * n_real / (1.0 - spurious_fraction)))
         per_class = [n_art // 3 + (i < n_art % 3) for i in range(3)]
         n_bright = math.ceil(per_class[0] / 3)
-    taken = _Taken(np.array([[s.y, s.x] for s in sources]).reshape(-1, 2))
+    return per_class, n_bright
+
+
+def _plan_stars(shape: tuple[int, int], n_stars: int, n_bright: int, cov: Coverage,
+                taken: _Taken, snr_log: tuple[float, float],
+                rng: np.random.Generator) -> list[Source]:
+    """Faint stars, then bright stars with diffraction spikes."""
+    ny, nx = shape
+    lo, hi = snr_log
+
 
     def anywhere() -> np.ndarray:
         return np.array([rng.uniform(0, ny - 1), rng.uniform(0, nx - 1)])
@@ -219,11 +258,16 @@ def plan_survey(shape: tuple[int, int], wavelengths: np.ndarray, widths: np.ndar
                       snr=float(np.exp(rng.uniform(lo, hi))),
                       temperature=float(rng.uniform(3000.0, 9000.0)), spike_length=length)
         stars.append(star)
-        sources.append(star)
 
+    return stars
+
+
+def _plan_spike_knots(sources: list[Source], n: int, wavelengths: np.ndarray,
+                      cov: Coverage, taken: _Taken, fmax: float,
+                      rng: np.random.Generator) -> None:
     # (a) knots on the spikes of bright stars
     bright_idx = [i for i, s in enumerate(sources) if s.spike_length > 0]
-    for k in range(per_class[0]):
+    for k in range(n):
         if not bright_idx:
             break
         si = bright_idx[k % len(bright_idx)]
@@ -247,6 +291,11 @@ def plan_survey(shape: tuple[int, int], wavelengths: np.ndarray, widths: np.ndar
                               sed=sed / sed.mean(), peak_snr=float(rng.uniform(3.0, 6.0)),
                               claim=(5.0, 2.5, float(ang)), parent=si))
 
+
+
+def _plan_edge_blobs(sources: list[Source], n: int, shape: tuple[int, int], n_bands: int,
+                     cov: Coverage, taken: _Taken, rng: np.random.Generator) -> None:
+    ny, nx = shape
     # (b) noise-like blobs straddling the coverage edge
     centre = np.array([(ny - 1) / 2.0, (nx - 1) / 2.0])
 
@@ -255,25 +304,29 @@ def plan_survey(shape: tuple[int, int], wavelengths: np.ndarray, widths: np.ndar
         inward = (centre - p) / np.linalg.norm(centre - p)
         return p + inward * rng.uniform(1.0, 3.0)
 
-    for _ in range(per_class[1]):
+    for _ in range(n):
         p = _free_point(rng, cov, taken, 24.0, 0.5, on_edge)
         if p is None:
             continue
         taken.append(p)
         normal = cov.normals[np.argmin(cov.offsets - cov.normals @ p[::-1])]
         along = float(np.arctan2(normal[0], -normal[1]))  # edge direction, (x, y) order
-        sed = rng.uniform(0.2, 1.8, size=len(wavelengths))
+        sed = rng.uniform(0.2, 1.8, size=n_bands)
         sources.append(Source("artefact", float(p[0]), float(p[1]), 16,
                               artefact=REASONS[1], z_cat=float(rng.uniform(0.5, 7.0)),
                               sigma=float(rng.uniform(2.0, 3.5)),
                               q=float(rng.uniform(0.35, 0.6)), theta=along,
                               sed=sed / sed.mean(), peak_snr=float(rng.uniform(5.0, 10.0))))
 
+
+
+def _plan_shreds(sources: list[Source], n: int, layout: str,
+                 rng: np.random.Generator) -> None:
     # (c) fragments shredded from bright extended galaxies
     gal_idx = [i for i, s in enumerate(sources) if s.kind == "galaxy"]
     disk_size = {i: _extent(sources[i].components, layout) for i in gal_idx}
     parents = sorted(gal_idx, key=lambda i: -sources[i].snr * disk_size[i] ** 2)
-    for k in range(per_class[2]):
+    for k in range(n):
         if not parents:
             break
         gi = parents[k % len(parents)]
@@ -291,13 +344,3 @@ def plan_survey(shape: tuple[int, int], wavelengths: np.ndarray, widths: np.ndar
                               sigma=sigma, q=1.0, theta=0.0, sed=disk.sed,
                               peak_snr=float(rng.uniform(3.0, 5.0)),
                               claim=(radius, radius, 0.0), parent=gi))
-
-    order = sorted(range(len(sources)), key=lambda i: (sources[i].y, sources[i].x, i))
-    new_index = {old: new for new, old in enumerate(order)}
-    for s in sources:
-        if s.parent >= 0:
-            s.parent = new_index[s.parent]
-    return Plan(sources=[sources[i] for i in order], coverage=cov, rms=np.asarray(rms),
-                wavelengths=np.asarray(wavelengths),
-                n_faint_stars=sum(1 for s in stars if s.spike_length == 0),
-                n_bright_stars=sum(1 for s in stars if s.spike_length > 0))
