@@ -16,6 +16,7 @@ from typing import Any
 from galclust.argtypes import whole
 from galclust.cli import add_run_options, add_survey_arguments, build_parser, settings_from_args
 from galclust.cli import main as library_main
+from galclust.cluster import DEFAULT_WORKERS
 
 __all__ = ["build_full_parser", "main"]
 
@@ -68,7 +69,7 @@ def add_nightly_parser(sub: Any) -> None:
     p.add_argument("--cluster", default=None, metavar="ADDRESS",
                    help="Dask scheduler address (default: threads for fewer than 300 "
                    "galaxies, else a local cluster, started only if there is work to do)")
-    p.add_argument("--workers", type=whole(1), default=2,
+    p.add_argument("--workers", type=whole(1), default=DEFAULT_WORKERS,
                    help="local cluster worker processes (default: %(default)s)")
     p.add_argument("--labels", default=None, metavar="FILE",
                    help="inspection labels (default: those named by the manifest)")
@@ -93,7 +94,7 @@ def add_demo_parser(sub: Any) -> None:
                    help="random seed (default: %(default)s)")
     p.add_argument("--store", default=None,
                    help="cube store URL (default: WORKDIR/field.zarr)")
-    p.add_argument("--workers", type=whole(1), default=2,
+    p.add_argument("--workers", type=whole(1), default=DEFAULT_WORKERS,
                    help="local Dask worker processes (default: %(default)s)")
     _add_common(p)
     p.set_defaults(func=cmd_demo)

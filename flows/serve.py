@@ -32,6 +32,7 @@ from galclust.argtypes import whole
 from galclust.cli import add_run_options, add_survey_arguments, settings_from_args
 from galclust.cluster import (
     CLUSTER_SPEC_KEYS,
+    DEFAULT_WORKERS,
     check_cluster_available,
     load_cluster_spec,
     validate_cluster_spec,
@@ -197,7 +198,7 @@ def describe_deployment(deployment: Any, *, api_url: str | None = None) -> str:
     elif params.get("cluster_class"):
         cluster = f"{params['cluster_class']} (started for each run)"
     else:
-        cluster = (f"local Dask cluster of {params.get('workers') or 2} worker processes "
+        cluster = (f"local Dask cluster of {params.get('workers') or DEFAULT_WORKERS} worker processes "
                    "(started for each run)")
     lines.append(f"cluster      {cluster}")
     for stage, opts in (params.get("settings") or {}).items():

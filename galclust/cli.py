@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from galclust.argtypes import whole
+from galclust.cluster import DEFAULT_WORKERS
 from galclust.errors import GalclustError, InputError, RunFailedError
 from galclust.products import GALAXIES, SPURIOUS
 
@@ -282,7 +283,7 @@ def _add_cluster_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="Dask scheduler address (default: in-process threads for fewer "
                    "than 300 galaxies, else a local cluster)")
-    p.add_argument("--workers", type=whole(1), default=2,
+    p.add_argument("--workers", type=whole(1), default=DEFAULT_WORKERS,
                    help="local cluster worker processes (default: %(default)s)")
 
 

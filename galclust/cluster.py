@@ -22,6 +22,9 @@ __all__ = ["CLUSTER_SPEC_KEYS", "ClusterUnavailable", "check_cluster_available",
 
 log = logging.getLogger(__name__)
 
+#: Worker processes of the default local cluster.
+DEFAULT_WORKERS = 2
+
 
 class ClusterUnavailable(GalclustError, ConnectionError):
     """The Dask scheduler named by the configuration does not answer."""
@@ -53,7 +56,7 @@ def make_cluster(cluster_class: str | None = None, cluster_kwargs: dict[str, Any
     if cluster_class in (None, "", "distributed.LocalCluster", "LocalCluster"):
         from distributed import LocalCluster
 
-        kwargs.setdefault("n_workers", n_workers or 2)
+        kwargs.setdefault("n_workers", n_workers or DEFAULT_WORKERS)
         kwargs.setdefault("threads_per_worker", 1)
         kwargs.setdefault("processes", True)
         kwargs.setdefault("dashboard_address", ":0")

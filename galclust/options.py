@@ -31,6 +31,7 @@ import xxhash
 from galclust.argtypes import number, whole
 from galclust.catalog import defaults
 from galclust.errors import InputError, did_you_mean
+from galclust.pixels import options as pixel_defaults
 
 __all__ = [
     "CatalogOptions",
@@ -65,16 +66,16 @@ class PixelOptions:
         value out of range, naming the field.
     """
 
-    method: str = _opt("kmeans", "--method", "kmeans, gmm, agglomerative, dbscan, hdbscan or "
+    method: str = _opt(pixel_defaults.DEFAULT_METHOD, "--method", "kmeans, gmm, agglomerative, dbscan, hdbscan or "
                        "spectral")
-    normalize: str = _opt("l2", "--normalize", "none, l2, median_sed, colour or sum")
-    metric: str = _opt("euclidean", "--metric", "euclidean, xcorr, wavelength or chi2")
+    normalize: str = _opt(pixel_defaults.DEFAULT_NORMALIZE, "--normalize", "none, l2, median_sed, colour or sum")
+    metric: str = _opt(pixel_defaults.DEFAULT_METRIC, "--metric", "euclidean, xcorr, wavelength or chi2")
     n_clusters: int | str = _opt("auto", "--n-clusters", "auto (chi2 test of each added "
                                  "cluster; BIC for gmm), snr:TARGET, or an integer",
                                  type=_n_clusters)
-    snr_threshold: float = _opt(3.0, "--snr-min", "minimum median S/N of a pixel across "
+    snr_threshold: float = _opt(pixel_defaults.DEFAULT_SNR_THRESHOLD, "--snr-min", "minimum median S/N of a pixel across "
                                 "bands", type=number(0))
-    min_pixels: int = _opt(10, "--min-pixels", "fewest selected pixels to cluster a galaxy",
+    min_pixels: int = _opt(pixel_defaults.DEFAULT_MIN_PIXELS, "--min-pixels", "fewest selected pixels to cluster a galaxy",
                            type=whole(1))
     random_state: int = _opt(0, "--seed", "random seed", type=whole(0))
 

@@ -18,6 +18,7 @@ import numpy as np
 import xarray as xr
 
 from galclust.errors import InputError, did_you_mean
+from galclust.pixels import options as _defaults
 from galclust.pixels.composites import composite_seds, default_band_names
 from galclust.pixels.estimator import PixelClusterer
 from galclust.pixels.flags import PixelFlag, flag_names
@@ -98,9 +99,11 @@ def check_estimator_options(options: dict[str, Any]) -> None:
 
 
 def cluster_galaxy(sci: Any, err: Any, mask: Any, wavelength: Any, *,
-                   normalize: str = "l2", metric: str = "euclidean", method: str = "kmeans",
+                   normalize: str = _defaults.DEFAULT_NORMALIZE, metric: str = _defaults.DEFAULT_METRIC,
+                   method: str = _defaults.DEFAULT_METHOD,
                    n_clusters: Any = "auto", random_state: int = 0,
-                   snr_threshold: float = 3.0, min_pixels: int = 10,
+                   snr_threshold: float = _defaults.DEFAULT_SNR_THRESHOLD,
+                   min_pixels: int = _defaults.DEFAULT_MIN_PIXELS,
                    min_band_coverage: float = 0.5, bands: Sequence[str] | None = None,
                    **options: Any) -> PixelResult:
     """Cluster one galaxy's pixels by SED shape.

@@ -46,6 +46,7 @@ from sklearn.neighbors import NearestNeighbors
 from threadpoolctl import ThreadpoolController
 
 from galclust.errors import GalclustWarning, InputError
+from galclust.pixels import options as _defaults
 from galclust.pixels.distance import (
     DEFAULT_MEMORY_BUDGET,
     embed,
@@ -158,8 +159,9 @@ class PixelClusterer(ClusterMixin, BaseEstimator):
     random_state : int
     """
 
-    def __init__(self, method: str = "kmeans", n_clusters: Any = "auto", *,
-                 normalize: str = "l2", metric: str = "euclidean", linkage: str = "ward",
+    def __init__(self, method: str = _defaults.DEFAULT_METHOD, n_clusters: Any = "auto", *,
+                 normalize: str = _defaults.DEFAULT_NORMALIZE,
+                 metric: str = _defaults.DEFAULT_METRIC, linkage: str = "ward",
                  wavelength: Any = None, k_range: tuple[int, int] = (1, 6),
                  chi2_threshold: float = 1.5, min_explained: float = 0.7,
                  covariance_type: str = "full",

@@ -31,6 +31,14 @@ __all__ = [
     "parse_n_clusters",
 ]
 
+#: Defaults of every pixel-clustering entry point (cluster_galaxy, PixelClusterer,
+#: the survey mapping and the run's PixelOptions), declared once.
+DEFAULT_METHOD = "kmeans"
+DEFAULT_NORMALIZE = "l2"
+DEFAULT_METRIC = "euclidean"
+DEFAULT_SNR_THRESHOLD = 3.0
+DEFAULT_MIN_PIXELS = 10
+
 #: Ways to remove brightness from pixel SEDs (see :mod:`galclust.pixels.normalize`).
 NORMALIZATIONS: tuple[str, ...] = ("none", "l2", "median_sed", "colour", "sum")
 #: Normalisations that only rescale each pixel (the ``chi2`` metric needs one).

@@ -32,6 +32,7 @@ import xarray as xr
 from dask.base import tokenize
 
 from galclust.errors import InputError
+from galclust.pixels import options as _defaults
 from galclust.pixels.composites import composites_to_frame
 from galclust.pixels.core import check_estimator_options, cluster_galaxy
 from galclust.pixels.flags import PixelFlag, flag_names
@@ -277,9 +278,12 @@ def _edges(chunks: Sequence[int]) -> np.ndarray:
 
 def pixel_tables(cube: xr.Dataset, catalog: pd.DataFrame, *, ids: Sequence[int] | None = None,
                  box: Sequence[float] | None = None, cone: Sequence[float] | None = None,
-                 z_range: Sequence[float] | None = None, normalize: str = "l2",
-                 metric: str = "euclidean", method: str = "kmeans", n_clusters: Any = "auto",
-                 random_state: int = 0, snr_threshold: float = 3.0, min_pixels: int = 10,
+                 z_range: Sequence[float] | None = None,
+                 normalize: str = _defaults.DEFAULT_NORMALIZE,
+                 metric: str = _defaults.DEFAULT_METRIC, method: str = _defaults.DEFAULT_METHOD,
+                 n_clusters: Any = "auto", random_state: int = 0,
+                 snr_threshold: float = _defaults.DEFAULT_SNR_THRESHOLD,
+                 min_pixels: int = _defaults.DEFAULT_MIN_PIXELS,
                  z_tolerance: float | None = None, margin: int = 2,
                  boxes: pd.DataFrame | None = None, scheduler: Any = None,
                  **options: Any) -> PixelTables:
