@@ -14,7 +14,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from galclust.argtypes import whole
-from galclust.cli import add_run_options, add_survey_arguments, build_parser, settings_from_args
+from galclust.cli import (
+    add_common_arguments,
+    add_run_options,
+    add_survey_arguments,
+    build_parser,
+    settings_from_args,
+)
 from galclust.cli import main as library_main
 from galclust.cluster import DEFAULT_WORKERS
 
@@ -52,12 +58,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
                     workers=args.workers, quiet=args.quiet)
 
 
-def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
-    p.add_argument("-v", "--verbose", action="count", default=0,
-                   help="more log output (-vv for debug)")
-
-
 def add_nightly_parser(sub: Any) -> None:
     p = sub.add_parser(
         "nightly", help="ingest -> pixels -> flags -> publish, redoing only what changed",
@@ -74,7 +74,7 @@ def add_nightly_parser(sub: Any) -> None:
     p.add_argument("--labels", default=None, metavar="FILE",
                    help="inspection labels (default: those named by the manifest)")
     add_run_options(p)
-    _add_common(p)
+    add_common_arguments(p)
     p.set_defaults(func=cmd_nightly)
 
 
@@ -96,7 +96,7 @@ def add_demo_parser(sub: Any) -> None:
                    help="cube store URL (default: WORKDIR/field.zarr)")
     p.add_argument("--workers", type=whole(1), default=DEFAULT_WORKERS,
                    help="local Dask worker processes (default: %(default)s)")
-    _add_common(p)
+    add_common_arguments(p)
     p.set_defaults(func=cmd_demo)
 
 

@@ -29,7 +29,12 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from galclust.argtypes import whole
-from galclust.cli import add_run_options, add_survey_arguments, settings_from_args
+from galclust.cli import (
+    add_common_arguments,
+    add_run_options,
+    add_survey_arguments,
+    settings_from_args,
+)
 from galclust.cluster import (
     CLUSTER_SPEC_KEYS,
     DEFAULT_WORKERS,
@@ -452,8 +457,6 @@ def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
         "(AWS_ENDPOINT_URL_S3, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY); they are never "
         "printed.")
     add_deployment_arguments(p)
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
-    p.add_argument("-v", "--verbose", action="count", default=0,
-                   help="more log output (-vv for debug)")
+    add_common_arguments(p)
     p.set_defaults(func=cmd_serve)
     return p

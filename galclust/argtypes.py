@@ -7,9 +7,10 @@ one-line message naming the option, before any work starts.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["number", "run_id", "whole"]
+__all__ = ["integer_ids", "number", "run_id", "whole"]
 
 
 def whole(minimum: int, maximum: int | None = None) -> Any:
@@ -60,3 +61,24 @@ def run_id(text: str) -> str:
         return check_run_id(text, argument="--run")
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def integer_ids(tokens: Iterable[str], *, where: str, hint: str) -> list[int]:
+    """Parse id tokens; the first one that is not an integer is named (at most 20
+    characters of it: never more of a file's contents), with ``hint``.
+
+    Raises
+    ------
+    InputError
+        ``"{where}: '<token>' is not an integer id; {hint}"``.
+    """
+    from galclust.errors import InputError
+
+    ids = []
+    for tok in tokens:
+        try:
+            ids.append(int(tok))
+        except ValueError:
+            shown = tok if len(tok) <= 20 else tok[:17] + "..."
+            raise InputError(f"{where}: {shown!r} is not an integer id; {hint}") from None
+    return ids

@@ -17,7 +17,7 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
-from galclust.argtypes import whole
+from galclust.argtypes import integer_ids, whole
 from galclust.cluster import DEFAULT_WORKERS
 from galclust.errors import GalclustError, InputError, RunFailedError
 from galclust.products import GALAXIES, SPURIOUS
@@ -95,17 +95,9 @@ def _ints(text: str | None) -> list[int] | None:
         from galclust.store.tables import read_id_list
 
         return read_id_list(text[1:], argument="--ids")
-    ids = []
-    for tok in text.replace(" ", "").split(","):
-        if not tok:
-            continue
-        try:
-            ids.append(int(tok))
-        except ValueError:
-            shown = tok if len(tok) <= 20 else tok[:17] + "..."
-            raise InputError(f"--ids: {shown!r} is not an integer id; give ids separated by "
-                             "commas (12,57,301), or @FILE with one id per line.") from None
-    return ids
+    return integer_ids([t for t in text.replace(" ", "").split(",") if t], where="--ids",
+                       hint="give ids separated by commas (12,57,301), or @FILE with one id "
+                       "per line.")
 
 
 def _floats(text: str | None, n: int, option: str, what: str) -> list[float] | None:
@@ -212,7 +204,8 @@ def cmd_flag(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------- parser
-def _add_common(p: argparse.ArgumentParser) -> None:
+def add_common_arguments(p: argparse.ArgumentParser) -> None:
+    """``-q/--quiet`` and ``-v/--verbose``, as every command has them."""
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.add_argument("-v", "--verbose", action="count", default=0,
                    help="more log output (-vv for debug)")
@@ -245,7 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true",
                    help="rewrite an existing galclust cube store from scratch (a location "
                    "that is not a galclust cube store is never written)")
-    _add_common(p)
+    add_common_arguments(p)
     p.set_defaults(func=cmd_ingest)
 
     _add_pixels_parser(sub)
@@ -305,7 +298,7 @@ def _add_pixels_parser(sub: Any) -> None:
     p.add_argument("--n-plots", type=whole(1), default=12, help="how many (default: %(default)s)")
     _add_cluster_options(p)
     add_run_options(p, ["pixels"])
-    _add_common(p)
+    add_common_arguments(p)
     p.set_defaults(func=cmd_pixels)
 
 
@@ -324,7 +317,7 @@ def _add_flag_parser(sub: Any) -> None:
                    help="write the embedding pictures (PNG) to DIR")
     _add_cluster_options(p)
     add_run_options(p, ["catalog"])
-    _add_common(p)
+    add_common_arguments(p)
     p.set_defaults(func=cmd_flag)
 
 

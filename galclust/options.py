@@ -28,10 +28,10 @@ from typing import Any
 
 import xxhash
 
+import galclust.pixels.options as pixel_defaults
 from galclust.argtypes import number, whole
 from galclust.catalog import defaults
 from galclust.errors import InputError, did_you_mean
-from galclust.pixels import options as pixel_defaults
 
 __all__ = [
     "CatalogOptions",

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+import galclust.pixels.options as _defaults
 from galclust.errors import InputError, did_you_mean
-from galclust.pixels import options as _defaults
 from galclust.pixels.composites import composite_seds, default_band_names
 from galclust.pixels.estimator import PixelClusterer
 from galclust.pixels.flags import PixelFlag, flag_names
@@ -99,7 +99,8 @@ def check_estimator_options(options: dict[str, Any]) -> None:
 
 
 def cluster_galaxy(sci: Any, err: Any, mask: Any, wavelength: Any, *,
-                   normalize: str = _defaults.DEFAULT_NORMALIZE, metric: str = _defaults.DEFAULT_METRIC,
+                   normalize: str = _defaults.DEFAULT_NORMALIZE,
+                   metric: str = _defaults.DEFAULT_METRIC,
                    method: str = _defaults.DEFAULT_METHOD,
                    n_clusters: Any = "auto", random_state: int = 0,
                    snr_threshold: float = _defaults.DEFAULT_SNR_THRESHOLD,

@@ -45,8 +45,8 @@ from sklearn.mixture import GaussianMixture
 from sklearn.neighbors import NearestNeighbors
 from threadpoolctl import ThreadpoolController
 
+import galclust.pixels.options as _defaults
 from galclust.errors import GalclustWarning, InputError
-from galclust.pixels import options as _defaults
 from galclust.pixels.distance import (
     DEFAULT_MEMORY_BUDGET,
     embed,

@@ -31,8 +31,8 @@ import pandas as pd
 import xarray as xr
 from dask.base import tokenize
 
+import galclust.pixels.options as _defaults
 from galclust.errors import InputError
-from galclust.pixels import options as _defaults
 from galclust.pixels.composites import composites_to_frame
 from galclust.pixels.core import check_estimator_options, cluster_galaxy
 from galclust.pixels.flags import PixelFlag, flag_names

@@ -8,6 +8,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from galclust.argtypes import integer_ids
 from galclust.errors import InputError, MissingInputError
 from galclust.store.urls import get_fs, is_url, read_bytes
 
@@ -177,14 +178,9 @@ def read_id_list(path: str, *, argument: str = "--ids") -> list[int]:
                          "line.") from None
     ids = []
     for n, line in enumerate(text.splitlines(), 1):
-        tokens = line.split("#", 1)[0].replace(",", " ").split()
-        for tok in tokens:
-            try:
-                ids.append(int(tok))
-            except ValueError:
-                shown = tok if len(tok) <= 20 else tok[:17] + "..."
-                raise InputError(f"{argument} @{path}: line {n} holds {shown!r}, not an "
-                                 "integer id; give one integer id per line.") from None
+        ids += integer_ids(line.split("#", 1)[0].replace(",", " ").split(),
+                           where=f"{argument} @{path}: line {n}",
+                           hint="give one integer id per line.")
     if not ids:
         raise InputError(f"{argument} @{path}: the file holds no id; give one integer id per "
                          "line.")
