@@ -132,8 +132,8 @@ CASES: list[Case] = [
                                r"store"),
     Case("ids-file-contents-not-echoed",
          ("pixels", "--store", "{store}", "--ids", "@{secret}"),
-         message=r"--ids @.*secret\.txt: line 1 holds 'root:x:0:0:root:/\.\.\.', not an "
-                 r"integer id"),
+         message=r"--ids @.*secret\.txt: line 1: 'root:x:0:0:root:/\.\.\.' is not an "
+                 r"integer id; give one integer id per line\.$"),
     # ------------------------------------------------------------ bad values
     Case("wavelength-inf", ("ingest", "{manifest}", "--store", "{new}"),
          setup="wavelength_inf",
