@@ -391,10 +391,13 @@ def main(argv: Sequence[str] | None = None, *,
     prefect_environment()
     t0 = time.perf_counter()
     try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always" if args.verbose else "default")
+        if args.command == "serve":  # a long-running service: warnings stay Python's
             status = int(args.func(args) or 0)
-        _notes(args, caught)
+        else:  # catch_warnings swaps process-wide state: only around a finite command
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always" if args.verbose else "default")
+                status = int(args.func(args) or 0)
+            _notes(args, caught)
     except RunFailedError as exc:
         print(f"galclust {args.command}: run failed: {exc}", file=sys.stderr)
         return 1
