@@ -119,8 +119,8 @@ def settings_from_args(args: argparse.Namespace) -> Any:
     from galclust.options import OPTIONS, load_settings, options_from_args
 
     settings = load_settings(getattr(args, "settings", None))
-    return dataclasses.replace(settings, **{
-        name: options_from_args(cls, args, base=dataclasses.asdict(getattr(settings, name)))
+    return settings.replace(**{
+        name: options_from_args(cls, args, base=dataclasses.asdict(settings.of(name)))
         for name, cls in OPTIONS.items()})
 
 
@@ -260,6 +260,7 @@ def add_survey_arguments(p: argparse.ArgumentParser) -> None:
 def add_run_options(p: argparse.ArgumentParser, stages: Sequence[str] | None = None) -> None:
     """``--settings FILE`` and every option of the named stages (default all), built
     from their options dataclasses (:mod:`galclust.options`)."""
+    import galclust.stages  # noqa: F401  (a stage's module registers its options)
     from galclust.options import OPTIONS, add_option_arguments
 
     p.add_argument("--settings", default=None, metavar="FILE",

@@ -55,6 +55,26 @@ def _n_clusters(text: str) -> int | str:
     return int(text) if text.isdigit() else text
 
 
+#: Every stage's options class, by stage name, in run order (filled by
+#: :func:`stage_options` where each class is defined).
+OPTIONS: dict[str, type] = {}
+
+
+def stage_options(stage: str) -> Any:
+    """Class decorator: register an options dataclass as stage ``stage``'s.
+
+    A new stage's module declares its options with it; the command-line flags,
+    run-settings files and :class:`RunSettings` pick them up from here.
+    """
+
+    def register(cls: type) -> type:
+        OPTIONS[stage] = cls
+        return cls
+
+    return register
+
+
+@stage_options("pixels")
 @dataclass(frozen=True)
 class PixelOptions:
     """Options of the pixel-SED clustering stage (see :func:`galclust.cluster_galaxy`).
@@ -92,6 +112,7 @@ class PixelOptions:
         return dataclasses.asdict(self)
 
 
+@stage_options("catalog")
 @dataclass(frozen=True)
 class CatalogOptions:
     """Options of the catalog stage: cutouts, embedding and spurious flags.
@@ -133,8 +154,6 @@ def _check_int(name: str, value: Any, minimum: int) -> None:
         raise InputError(f"{name}={value!r} must be a whole number >= {minimum}.")
 
 
-#: Every stage's options class, by stage name.
-OPTIONS: dict[str, type] = {"pixels": PixelOptions, "catalog": CatalogOptions}
 
 
 def make_options(cls: type, values: Mapping[str, Any] | Any = None, *,
@@ -208,53 +227,79 @@ def options_from_args(cls: type, args: argparse.Namespace,
 
 
 # --------------------------------------------------------------------------- settings file
-@dataclass(frozen=True)
 class RunSettings:
-    """What a run does: its stages' options and the stages to skip.
+    """What a run does: every stage's options, and the stages to skip.
 
-    Attributes
+    ``RunSettings(pixels=PixelOptions(...), skip=("catalog",))``; a stage not
+    named gets its defaults. Options are reached as attributes
+    (``settings.pixels``) or with :meth:`of`.
+
+    Parameters
     ----------
-    pixels : PixelOptions
-    catalog : CatalogOptions
-    skip : tuple of str
+    skip : sequence of str
         Stages not to run (their products are carried from the last run).
+    **options
+        A stage's options: an instance of its class or a mapping of its fields.
+
+    Raises
+    ------
+    InputError
+        For an unknown stage or option, or a bad value.
     """
 
-    pixels: PixelOptions = field(default_factory=PixelOptions)
-    catalog: CatalogOptions = field(default_factory=CatalogOptions)
-    skip: tuple[str, ...] = ()
-
-    def __post_init__(self) -> None:
-        for name in self.skip:
+    def __init__(self, *, skip: Any = (), **options: Any) -> None:
+        for name in [*options, *skip]:
             if name not in OPTIONS:
-                raise InputError(f"skip={name!r} is not a stage; stages: "
-                                 f"{', '.join(OPTIONS)}." + did_you_mean(name, OPTIONS))
+                raise InputError(f"{name!r} is not a stage; stages: {', '.join(OPTIONS)}."
+                                 + did_you_mean(name, OPTIONS))
+        self._options = {name: make_options(cls, options.get(name), where=f"[{name}]")
+                         for name, cls in OPTIONS.items()}
+        self.skip = tuple(skip)
+
+    def of(self, stage: str) -> Any:
+        """The options of ``stage``."""
+        return self._options[stage]
+
+    def __getattr__(self, name: str) -> Any:
+        options = self.__dict__.get("_options", {})
+        if name in options:
+            return options[name]
+        raise AttributeError(name)
+
+    def replace(self, **changes: Any) -> RunSettings:
+        """A copy with some stages' options (or ``skip``) replaced."""
+        return RunSettings(skip=changes.pop("skip", self.skip),
+                           **{**self._options, **changes})
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, RunSettings) and self.to_dict() == other.to_dict()
+
+    def __repr__(self) -> str:
+        return f"RunSettings({self.to_dict()})"
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data (a Prefect parameter, a TOML file)."""
-        return {"pixels": dataclasses.asdict(self.pixels),
-                "catalog": dataclasses.asdict(self.catalog), "skip": list(self.skip)}
+        """Plain data (a Prefect parameter, a TOML file), every default filled in."""
+        return {**{k: dataclasses.asdict(v) for k, v in self._options.items()},
+                "skip": list(self.skip)}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None, *, where: str = "settings"
                   ) -> RunSettings:
-        """Build from ``{"pixels": {...}, "catalog": {...}, "skip": [...]}``."""
+        """Build from ``{"<stage>": {...}, ..., "skip": [...]}`` (or ``[run] skip``)."""
         data = dict(data or {})
-        known = ("pixels", "catalog", "skip", "run")
+        known = (*OPTIONS, "skip", "run")
         for key in data:
             if key not in known:
                 raise InputError(f"{where}: unknown table [{key}]." + did_you_mean(key, known)
                                  + f" Valid: {', '.join(known)}.")
-        run = dict(data.get("run") or {})
-        skip = tuple(data.get("skip") or run.pop("skip", ()) or ())
+        run = dict(data.pop("run", None) or {})
+        skip = tuple(data.pop("skip", None) or run.pop("skip", ()) or ())
         if run:
             raise InputError(f"{where}: unknown key(s) in [run]: {', '.join(run)}; valid: "
                              "skip.")
-        return cls(pixels=make_options(PixelOptions, data.get("pixels"),
-                                       where=f"{where} [pixels]"),
-                   catalog=make_options(CatalogOptions, data.get("catalog"),
-                                        where=f"{where} [catalog]"),
-                   skip=skip)
+        return cls(skip=skip, **{name: make_options(OPTIONS[name], value,
+                                                     where=f"{where} [{name}]")
+                                 for name, value in data.items()})
 
 
 def load_settings(path: str | None) -> RunSettings:

@@ -195,7 +195,7 @@ def stage_names(names: Sequence[str] | None = None) -> list[str]:
 
 def options_of(settings: RunSettings, name: str) -> Any:
     """The options of stage ``name`` in ``settings``."""
-    return getattr(settings, name)
+    return settings.of(name)
 
 
 # --------------------------------------------------------------------------- the run

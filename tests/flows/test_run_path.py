@@ -91,3 +91,42 @@ def test_skipping_a_stage_by_settings_carries_its_products(survey, tmp_path):
     doc = json.loads(open(os.path.join(results, "runs", again.run, "run.json")).read())
     assert doc["params"]["settings"]["pixels"]["normalize"] == "sum"
     assert doc["params"]["settings"]["skip"] == ["catalog"]
+
+
+def test_a_new_stage_is_one_module_and_one_registration_line(survey, tmp_path, monkeypatch,
+                                                             capsys):
+    """Written as a capability issue will: an options dataclass and a Stage, registered;
+    its flag reaches the command line and its options the settings, untouched cli/flows."""
+    import dataclasses
+    from typing import Any
+
+    from galclust import options, stages
+    from galclust.pipeline import StagePlan
+
+    monkeypatch.setitem(options.OPTIONS, "morphology", None)  # restored after the test
+
+    @options.stage_options("morphology")
+    @dataclasses.dataclass(frozen=True)
+    class MorphologyOptions:
+        """Options of a test stage."""
+
+        petrosian_eta: float = options._opt(0.2, "--petrosian-eta", "Petrosian ratio")
+
+    class MorphologyStage(stages.Stage):
+        name, options, products = "morphology", MorphologyOptions, ("morphology/table",)
+
+        def plan(self, inputs: Any, opts: Any, **selection: Any) -> StagePlan:
+            return StagePlan(self.name, "", "skip", reason=f"eta {opts.petrosian_eta}")
+
+        def run(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+            raise AssertionError("a skipped stage is not run")
+
+    monkeypatch.setitem(stages.STAGES, "morphology", MorphologyStage())
+    assert main(["nightly", "--help"]) == 0
+    assert "--petrosian-eta" in capsys.readouterr().out
+    store = str(tmp_path / "field.zarr")
+    galclust.ingest(survey.manifest_path, store)
+    settings = RunSettings.from_dict({"morphology": {"petrosian_eta": 0.3}})
+    report = execute(store, settings=settings, stages=["morphology"])
+    assert report.stages["morphology"] == {"action": "skip", "reason": "eta 0.3",
+                                           "seconds": 0.0}
