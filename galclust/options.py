@@ -20,13 +20,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-
-import xxhash
 
 import galclust.pixels.options as pixel_defaults
 from galclust.argtypes import number, whole
@@ -40,7 +37,6 @@ __all__ = [
     "add_option_arguments",
     "load_settings",
     "options_from_args",
-    "options_key",
 ]
 
 
@@ -176,17 +172,6 @@ def make_options(cls: type, values: Mapping[str, Any] | Any = None, *,
     if isinstance(values.get("n_clusters"), list):
         values["n_clusters"] = tuple(values["n_clusters"])
     return cls(**values)
-
-
-def options_key(stage: str, options: Any) -> dict[str, Any]:
-    """The dict a stage key hashes: the stage name and every option, defaults filled in."""
-    return {"stage": stage, **dataclasses.asdict(options)}
-
-
-def options_hash(options: Any) -> str:
-    """A short hash of an options instance (defaults filled), for file names and logs."""
-    text = json.dumps(dataclasses.asdict(options), sort_keys=True, default=str)
-    return xxhash.xxh3_64(text.encode()).hexdigest()[:8]
 
 
 # --------------------------------------------------------------------------- command line

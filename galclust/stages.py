@@ -193,11 +193,6 @@ def stage_names(names: Sequence[str] | None = None) -> list[str]:
     return [n for n in STAGES if n in names]
 
 
-def options_of(settings: RunSettings, name: str) -> Any:
-    """The options of stage ``name`` in ``settings``."""
-    return settings.of(name)
-
-
 # --------------------------------------------------------------------------- the run
 def begin(inputs: RunInputs, settings: RunSettings, *, stages: Sequence[str] | None = None,
           params: dict[str, Any] | None = None, **selection: Any
@@ -217,7 +212,7 @@ def begin(inputs: RunInputs, settings: RunSettings, *, stages: Sequence[str] | N
         if name in settings.skip:  # its last products are carried: the user chose so
             plans[name] = StagePlan(name, "", "skip", reason="skipped by the run settings")
         else:
-            plans[name] = STAGES[name].plan(inputs, options_of(settings, name), **selection)
+            plans[name] = STAGES[name].plan(inputs, settings.of(name), **selection)
             if plans[name].action == "skip":  # cannot apply: older products would mislead
                 for product in STAGES[name].products:
                     run.products.pop(product, None)
@@ -232,9 +227,7 @@ def run_stage(inputs: RunInputs, run: RunWriter, plan: StagePlan, settings: RunS
     if plan.action == "skip":
         return {"action": "skip", "reason": plan.reason, "seconds": 0.0}
     stage = STAGES[plan.stage]
-    summary = stage.run(inputs, run, plan, options_of(settings, plan.stage), client=client,
-                        **selection)
-    return summary
+    return stage.run(inputs, run, plan, settings.of(plan.stage), client=client, **selection)
 
 
 def publish(run: RunWriter, summaries: dict[str, dict[str, Any]]) -> str:

@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from galclust.errors import InputError, StoreError
+from galclust.paths import local_path
 from galclust.store.urls import _explain_s3, get_fs, is_url, join, read_bytes
 
 __all__ = [
@@ -123,9 +124,7 @@ def check_product_path(rel: Any, *, where: str) -> str:
 
 # --------------------------------------------------------------------------- overlap
 def _canonical(url: str) -> str:
-    url = str(url)
-    if url.startswith("file://"):
-        url = url[len("file://"):]
+    url = local_path(url)
     if is_url(url):
         scheme, rest = url.split("://", 1)
         rest = posixpath.normpath("/" + rest).lstrip("/")
