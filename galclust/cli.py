@@ -18,11 +18,19 @@ from collections.abc import Sequence
 from typing import Any
 
 from galclust.argtypes import integer_ids, whole
-from galclust.cluster import DEFAULT_WORKERS
+from galclust.cli_common import (
+    add_cluster_options,
+    add_common_arguments,
+    add_run_options,
+    add_survey_arguments,
+    print_stages,
+    settings_from_args,
+)
 from galclust.errors import GalclustError, InputError, RunFailedError
 from galclust.products import GALAXIES, SPURIOUS
 
-__all__ = ["main"]
+__all__ = ["add_common_arguments", "add_run_options", "add_survey_arguments", "build_parser",
+           "main", "settings_from_args"]
 
 log = logging.getLogger("galclust")
 
@@ -112,18 +120,6 @@ def _floats(text: str | None, n: int, option: str, what: str) -> list[float] | N
     return values
 
 
-def settings_from_args(args: argparse.Namespace) -> Any:
-    """The run settings: the ``--settings`` file (if any), then the flags given."""
-    import dataclasses
-
-    from galclust.options import OPTIONS, load_settings, options_from_args
-
-    settings = load_settings(getattr(args, "settings", None))
-    return settings.replace(**{
-        name: options_from_args(cls, args, base=dataclasses.asdict(settings.of(name)))
-        for name, cls in OPTIONS.items()})
-
-
 def _selection(args: argparse.Namespace) -> dict[str, Any]:
     from galclust.pixels.options import check_cone
 
@@ -133,12 +129,6 @@ def _selection(args: argparse.Namespace) -> dict[str, Any]:
     if sel["cone"] is not None:
         sel["cone"] = list(check_cone(sel["cone"]))
     return {k: v for k, v in sel.items() if v is not None}
-
-
-def _print_stages(report: Any) -> None:
-    for name, s in report.stages.items():
-        what = s.get("reason") or s.get("from_run") or ""
-        print(f"  {name:8s} {s['action']:12s} {s['seconds']:7.1f} s  {what}".rstrip())
 
 
 def cmd_pixels(args: argparse.Namespace) -> int:
@@ -153,7 +143,7 @@ def cmd_pixels(args: argparse.Namespace) -> int:
     res = galclust.open_results(report.results, run=report.run)
     gal = res.table(GALAXIES)
     print(f"run {report.run} published to {report.results} in {report.seconds:.1f} s")
-    _print_stages(report)
+    print_stages(report)
     clustered = gal["n_clusters"] > 0
     print(f"galaxies {len(gal)}, clustered {int(clustered.sum())}, flagged "
           f"{int((gal['flags'] != 0).sum())}; median k = "
@@ -176,7 +166,7 @@ def cmd_flag(args: argparse.Namespace) -> int:
     report = execute(args.store, results=args.results, settings=settings, stages=["catalog"],
                      labels=args.labels, scheduler=args.scheduler, workers=args.workers)
     print(f"run {report.run} published to {report.results} in {report.seconds:.1f} s")
-    _print_stages(report)
+    print_stages(report)
     if report.stages["catalog"]["action"] == "skip":
         return 0
     res = galclust.open_results(report.results, run=report.run)
@@ -204,13 +194,6 @@ def cmd_flag(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------- parser
-def add_common_arguments(p: argparse.ArgumentParser) -> None:
-    """``-q/--quiet`` and ``-v/--verbose``, as every command has them."""
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
-    p.add_argument("-v", "--verbose", action="count", default=0,
-                   help="more log output (-vv for debug)")
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the library's commands (``flows.cli`` adds the Prefect ones)."""
     parser = argparse.ArgumentParser(
@@ -243,42 +226,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_pixels_parser(sub)
     _add_flag_parser(sub)
+    from galclust.cli_classify import add_classify_parser
     from galclust.query import add_query_parser
+
+    add_classify_parser(sub)
 
     add_query_parser(sub)
     return parser
-
-
-def add_survey_arguments(p: argparse.ArgumentParser) -> None:
-    """MANIFEST, --store and --results: what a whole-survey command works on."""
-    p.add_argument("manifest", help="survey manifest (TOML), local or s3://")
-    p.add_argument("--store", required=True, help="cube store: folder or s3://bucket/prefix")
-    p.add_argument("--results", default=None, metavar="URL",
-                   help="results store (default: the cube store's name with -results)")
-
-
-def add_run_options(p: argparse.ArgumentParser, stages: Sequence[str] | None = None) -> None:
-    """``--settings FILE`` and every option of the named stages (default all), built
-    from their options dataclasses (:mod:`galclust.options`)."""
-    import galclust.stages  # noqa: F401  (a stage's module registers its options)
-    from galclust.options import OPTIONS, add_option_arguments
-
-    p.add_argument("--settings", default=None, metavar="FILE",
-                   help="run-settings TOML ([pixels], [catalog], [run] skip=[...]); flags "
-                   "given on the command line override it")
-    for name, cls in OPTIONS.items():
-        if stages is None or name in stages:
-            add_option_arguments(p, cls)
-
-
-def _add_cluster_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--results", default=None, metavar="URL",
-                   help="results store (default: the cube store's name with -results)")
-    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                   help="Dask scheduler address (default: in-process threads for fewer "
-                   "than 300 galaxies, else a local cluster)")
-    p.add_argument("--workers", type=whole(1), default=DEFAULT_WORKERS,
-                   help="local cluster worker processes (default: %(default)s)")
 
 
 def _add_pixels_parser(sub: Any) -> None:
@@ -297,7 +251,7 @@ def _add_pixels_parser(sub: Any) -> None:
     p.add_argument("--plots", default=None, metavar="DIR",
                    help="write label-map + composite-SED PNGs of the brightest galaxies")
     p.add_argument("--n-plots", type=whole(1), default=12, help="how many (default: %(default)s)")
-    _add_cluster_options(p)
+    add_cluster_options(p)
     add_run_options(p, ["pixels"])
     add_common_arguments(p)
     p.set_defaults(func=cmd_pixels)
@@ -316,7 +270,7 @@ def _add_flag_parser(sub: Any) -> None:
                    "reason); default: the labels ingested with the cube")
     p.add_argument("--plots", default=None, metavar="DIR",
                    help="write the embedding pictures (PNG) to DIR")
-    _add_cluster_options(p)
+    add_cluster_options(p)
     add_run_options(p, ["catalog"])
     add_common_arguments(p)
     p.set_defaults(func=cmd_flag)

@@ -28,10 +28,12 @@ from typing import Any
 import galclust.pixels.options as pixel_defaults
 from galclust.argtypes import number, whole
 from galclust.catalog import defaults
+from galclust.classify import defaults as classify_defaults
 from galclust.errors import InputError, did_you_mean
 
 __all__ = [
     "CatalogOptions",
+    "ClassifyOptions",
     "PixelOptions",
     "RunSettings",
     "add_option_arguments",
@@ -41,10 +43,15 @@ __all__ = [
 
 
 def _opt(default: Any, flag: str, help: str, *, type: Any = None, metavar: str | None = None,
-         cli: bool = True) -> Any:
-    """A dataclass field with its command-line flag, help text and argparse type."""
+         cli: bool = True, own: str | None = None) -> Any:
+    """A dataclass field with its command-line flag, help text and argparse type.
+
+    ``own`` is a shorter flag used by the stage's own command (``galclust classify
+    --labels``) where ``flag`` would be ambiguous among every stage's flags
+    (``galclust nightly --class-labels``).
+    """
     return field(default=default, metadata={"flag": flag, "help": help, "type": type,
-                                            "metavar": metavar, "cli": cli})
+                                            "metavar": metavar, "cli": cli, "own": own})
 
 
 def _n_clusters(text: str) -> int | str:
@@ -145,6 +152,75 @@ class CatalogOptions:
                 "random_state": self.random_state}
 
 
+@stage_options("classify")
+@dataclass(frozen=True)
+class ClassifyOptions:
+    """Options of the classification stage (see :class:`galclust.SourceClassifier`).
+
+    The stage runs when ``labels`` names a table of labelled sources; without
+    it the stage is skipped, saying so.
+
+    Raises
+    ------
+    InputError
+        On construction, for an unknown model, a label table without a column,
+        or a value out of range.
+    """
+
+    labels: str | None = _opt(None, "--class-labels", "table (CSV/parquet/FITS) of labelled "
+                              "sources: an id column and the label column", metavar="FILE",
+                              own="--labels")
+    column: str | None = _opt(None, "--class-column", "the labels' column holding the class",
+                              own="--column")
+    name: str | None = _opt(None, "--class-name", "name of the classification's products "
+                            "(classify/<name>; default: the column)", own="--name")
+    model: str = _opt(classify_defaults.MODEL, "--class-model", "auto (the CNN when torch is "
+                      "installed and every class has >= 50 examples), cnn or features",
+                      own="--model")
+    size: int = _opt(classify_defaults.CUTOUT_SIZE, "--class-size", "cutout side in pixels, "
+                     "odd", type=whole(3), own="--size")
+    test_fraction: float = _opt(classify_defaults.TEST_FRACTION, "--test-fraction",
+                                "fraction of labelled sources held out to evaluate the model "
+                                "(0: train on all, no evaluation)", type=number(0, 0.9))
+    epochs: int = _opt(classify_defaults.EPOCHS, "--epochs", "most CNN epochs (early stopping "
+                       "ends sooner)", type=whole(1))
+    features: str = _opt("", "--class-features", "comma-separated catalog columns added to the "
+                         "feature model's inputs", metavar="COLS", own="--features")
+    random_state: int = _opt(0, "--seed", "random seed", type=whole(0))
+
+    def __post_init__(self) -> None:
+        from galclust.errors import check_choice
+
+        check_choice("model", self.model, classify_defaults.MODELS)
+        if self.labels is not None and not self.column:
+            raise InputError("classify: labels are given without the column holding the class; "
+                             "name it (--column / --class-column, or column = ... in "
+                             "[classify]).")
+        if isinstance(self.size, bool) or not isinstance(self.size, int) or self.size < 3 \
+                or self.size % 2 == 0:
+            raise InputError(f"size={self.size!r} must be an odd number of pixels >= 3 "
+                             "(e.g. 63).")
+        if not 0 <= float(self.test_fraction) < 1:
+            raise InputError(f"test_fraction={self.test_fraction!r} must be in [0, 1).")
+        _check_int("epochs", self.epochs, 1)
+        _check_int("random_state", self.random_state, 0)
+
+    @property
+    def product(self) -> str:
+        """The classification's name in product paths (``classify/<product>``)."""
+        from galclust.classify.labels import product_name
+
+        return product_name(self.name or self.column or "class")
+
+    @property
+    def feature_columns(self) -> list[str]:
+        return [c.strip() for c in self.features.split(",") if c.strip()]
+
+    def kwargs(self) -> dict[str, Any]:
+        """Every option but the labels' path (their content is keyed instead)."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if k != "labels"}
+
+
 def _check_int(name: str, value: Any, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise InputError(f"{name}={value!r} must be a whole number >= {minimum}.")
@@ -176,21 +252,24 @@ def make_options(cls: type, values: Mapping[str, Any] | Any = None, *,
 
 # --------------------------------------------------------------------------- command line
 def add_option_arguments(parser: argparse.ArgumentParser, cls: type, *,
-                         skip: tuple[str, ...] = ()) -> None:
+                         skip: tuple[str, ...] = (), own: bool = False) -> None:
     """Add one flag per field of ``cls`` (its metadata gives flag, help and type).
 
     Flags default to None (not given), so :func:`options_from_args` can tell a
     value the user typed from a default, and the help shows the real default.
+    With ``own``, a field's short flag (``--labels``) is used where it has one: the
+    stage's own command.
     """
     stage = next((k for k, v in OPTIONS.items() if v is cls), cls.__name__)
     group = parser.add_argument_group(f"{stage} stage options ({cls.__name__}; also settable "
                                       f"in the --settings file's [{stage}] table)")
     for f in dataclasses.fields(cls):
         meta = f.metadata
+        flag = (own and meta.get("own")) or meta.get("flag")
         if not meta.get("cli", False) or f.name in skip or \
-                any(meta["flag"] == a for act in parser._actions for a in act.option_strings):
+                any(flag == a for act in parser._actions for a in act.option_strings):
             continue
-        group.add_argument(meta["flag"], dest=f"{cls.__name__}.{f.name}", default=None,
+        group.add_argument(flag, dest=f"{cls.__name__}.{f.name}", default=None,
                            type=meta.get("type") or str,
                            metavar=meta.get("metavar") or f.name.upper(),
                            help=f"{meta['help']} (default: {f.default})")

@@ -74,10 +74,15 @@ class StagePlan:
         Hash of every input and parameter of the stage.
     action : str
         ``"reuse"`` (a checkpoint with this key exists), ``"incremental"``
-        (pixels only: some galaxies can be carried over), ``"compute"``, or
+        (pixels only: some galaxies can be carried over), ``"predict"``
+        (classify only: the stored model classifies new pixels), ``"compute"``, or
         ``"skip"`` (the stage cannot apply; ``reason`` says why).
     checkpoint : dict or None
         The checkpoint reused or carried over from.
+    band_key : str or None
+        A second key: for pixels, of the bands and options alone (galaxies may
+        be carried over when only the segmentation changed); for classify, of
+        the labels and options alone (the model may be reused).
     ids : list of int or None
         For ``"incremental"``: the galaxies to cluster.
     carried : list of int or None

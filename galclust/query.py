@@ -261,7 +261,38 @@ class Query:
                 df = df.rename(columns=rename).drop(columns=["tile"], errors="ignore")
                 df = df.drop(columns=[c for c in df.columns if c != "id" and c in out])
                 out = out.merge(_nullable(df), on="id", how="left")
+        for name in self._classifications():
+            df = self._table(f"classify/{name}", ids, columns=["id", "class", "probability"])
+            out = out.merge(_nullable(df.rename(columns={"class": f"{name}_class",
+                                                         "probability": f"{name}_p"})),
+                            on="id", how="left")
         return out
+
+    def _classifications(self) -> list[str]:
+        """Names of the run's classifications (``classify/<name>`` tables)."""
+        kinds = self.results.kinds
+        return [p.split("/")[1] for p in kinds if p.count("/") == 1 and
+                p.startswith("classify/") and kinds[p] == "table"]
+
+    def _class_ids(self, name: str, value: str | None) -> pd.DataFrame:
+        """Sources of classification ``name`` predicted ``value`` (default: the positive
+        class of a binary one)."""
+        from galclust.classify.labels import POSITIVE
+
+        known = self._classifications()
+        if name not in known:
+            raise InputError(f"--class {name}: run {self.run_id} has no classification "
+                             f"{name!r}; it has {', '.join(known) or 'none'} (galclust "
+                             "classify makes one).")
+        table = self._table(f"classify/{name}", columns=["id", "class"])
+        classes = sorted(table["class"].dropna().unique().tolist())
+        if value is None:
+            positive = [c for c in classes if c.lower() in POSITIVE]
+            if len(positive) != 1:
+                raise InputError(f"--class {name}: say which class, {name}=VALUE; its "
+                                 f"classes are {classes}.")
+            value = positive[0]
+        return table[table["class"] == value]
 
     @functools.cached_property
     def sky(self) -> dict[str, Any]:
@@ -322,7 +353,8 @@ class Query:
 
     def select(self, *, n_clusters: int | tuple[int, int] | None = None,
                spurious: bool | None = None, z: tuple[float, float] | None = None,
-               flags: bool | str | Sequence[str] | None = None) -> pd.DataFrame:
+               flags: bool | str | Sequence[str] | None = None,
+               classified: tuple[str, str | None] | None = None) -> pd.DataFrame:
         """Sources matching every given criterion (all sources if none), sorted by id.
 
         Parameters
@@ -337,6 +369,9 @@ class Query:
         flags : bool, str or sequence of str, optional
             Pixel-clustering flags: True any, False none, or the
             :class:`~galclust.pixels.flags.PixelFlag` names that must all be set.
+        classified : (name, class), optional
+            Predicted ``class`` in classification ``name`` (``classify/<name>``);
+            class None: the positive class of a binary classification.
 
         Raises
         ------
@@ -362,6 +397,8 @@ class Query:
                                      filters=[("flag", "==", bool(spurious))]))
         if z is not None:
             picks.append(self.catalog[self.catalog["z"].between(*_range("z", z))])
+        if classified is not None:
+            picks.append(self._class_ids(*classified))
         ids = [df["id"].to_numpy(np.int64) for df in picks]
         return self.sources(functools.reduce(np.intersect1d, ids) if ids else None)
 
@@ -378,6 +415,8 @@ examples:
       degrees: 14:19:36,+52:54:00,3), nearest first, with sep_arcsec
   galclust query --results field-results --n-clusters 3:6 --spurious no --z-range 5,7
   galclust query --results field-results --flags TOO_FEW_PIXELS --columns all --limit 20
+  galclust query --results field-results --class member
+      sources the classification "member" (galclust classify) calls members
 
 Answers come from the last published run (or --run ID); a run still being
 written is never read. Without --id, --cone or a selection, all sources are listed.
@@ -401,6 +440,8 @@ def add_query_parser(subparsers: Any) -> argparse.ArgumentParser:
     arg("--spurious", choices=("yes", "no"), help="flagged spurious, or not")
     arg("--z-range", metavar="ZMIN,ZMAX", help="catalog redshift range")
     arg("--flags", metavar="any|none|NAME,...", help="pixel flags, e.g. TOO_FEW_PIXELS")
+    arg("--class", dest="class_", metavar="NAME[=VALUE]",
+        help="predicted class of classification NAME (default: its positive class)")
     arg("--format", default="table", choices=("table", "json", "png"),
         help="png draws one galaxy (default: %(default)s)")
     arg("--output", metavar="FILE", help="local or s3:// (default: stdout; png: ID_METHOD_RUN.png)")
@@ -435,7 +476,7 @@ def _columns(df: pd.DataFrame, spec: str | None) -> pd.DataFrame:
     if spec == "all":
         return df
     cols = [c.strip() for c in spec.split(",")] if spec else \
-        [c for c in DEFAULT_COLUMNS if c in df]
+        [c for c in DEFAULT_COLUMNS if c in df] + [c for c in df if str(c).endswith("_class")]
     for c in cols:
         if c not in df:
             raise InputError(f"--columns: no column {c!r}." + did_you_mean(c, df.columns) +
@@ -455,7 +496,8 @@ def cmd_query(args: argparse.Namespace) -> int:
     """Run ``galclust query`` (see :func:`add_query_parser`); returns the exit status."""
     if not (args.results or args.store):
         raise InputError("give --results URL (results store) or --store URL (its cube store).")
-    sel = any(getattr(args, k) for k in ("n_clusters", "spurious", "z_range", "flags"))
+    sel = any(getattr(args, k) for k in ("n_clusters", "spurious", "z_range", "flags",
+                                          "class_"))
     modes = [m for m, on in (("--id", args.id is not None), ("--cone", args.cone),
                              ("a selection", sel)) if on]
     if len(modes) > 1:
@@ -487,7 +529,8 @@ def cmd_query(args: argparse.Namespace) -> int:
     else:
         flags = args.flags and {"any": True, "none": False}.get(args.flags.lower(),
                                                                 args.flags.split(","))
-        df = q.select(n_clusters=n, z=z, flags=flags,
+        cls = None if not args.class_ else (*args.class_.split("=", 1), None)[:2]
+        df = q.select(n_clusters=n, z=z, flags=flags, classified=cls,
                       spurious=None if args.spurious is None else args.spurious == "yes")
     n_rows, df = len(df), df if args.limit is None else df.head(args.limit)
     if args.format == "json":

@@ -37,7 +37,7 @@ import pandas as pd
 import xarray as xr
 
 from galclust.errors import InputError
-from galclust.options import CatalogOptions, PixelOptions, RunSettings
+from galclust.options import CatalogOptions, ClassifyOptions, PixelOptions, RunSettings
 from galclust.pipeline import (
     StagePlan,
     finish_run,
@@ -81,6 +81,9 @@ class RunInputs:
     footprints : pandas.DataFrame, optional
         Segment boxes joined with catalog positions, computed once when a
         stage first needs them.
+    class_labels : pandas.DataFrame, optional
+        The classification labels (id, label), read and checked when the
+        classify stage is planned.
     """
 
     store: str
@@ -89,6 +92,7 @@ class RunInputs:
     catalog: pd.DataFrame
     labels_url: str | None = None
     footprints: pd.DataFrame | None = None
+    class_labels: pd.DataFrame | None = None
 
     @classmethod
     def open(cls, store: str, results: str | None = None, *,
@@ -118,6 +122,10 @@ class Stage(abc.ABC):
     name: ClassVar[str]
     options: ClassVar[type]
     products: ClassVar[tuple[str, ...]]
+
+    def owns(self, product: str) -> bool:
+        """Whether ``product`` is one of this stage's."""
+        return product in self.products
 
     @abc.abstractmethod
     def plan(self, inputs: RunInputs, options: Any, **selection: Any) -> StagePlan:
@@ -175,8 +183,36 @@ class CatalogStage(Stage):
                                  options.kwargs(), client=client)
 
 
+class ClassifyStage(Stage):
+    """Supervised classification of every source from its cutout (:mod:`galclust.classify`).
+
+    Runs when the options name a label table; reuses the stored model while the
+    labels and options are unchanged (:mod:`galclust.classify_stage`).
+    """
+
+    name = "classify"
+    options = ClassifyOptions
+    products = ()
+
+    def owns(self, product: str) -> bool:
+        return product.startswith("classify/")
+
+    def plan(self, inputs: RunInputs, options: ClassifyOptions, **selection: Any) -> StagePlan:
+        from galclust.classify_stage import plan_classify
+
+        plan, inputs.class_labels = plan_classify(inputs, options)
+        return plan
+
+    def run(self, inputs: RunInputs, run: RunWriter, plan: StagePlan, options: ClassifyOptions,
+            *, client: Any = None, **selection: Any) -> dict[str, Any]:
+        from galclust.classify_stage import run_classify_stage
+
+        return run_classify_stage(inputs, run, plan, options, inputs.class_labels,
+                                  client=client)
+
+
 #: Every stage, in run order. Adding a stage: one Stage subclass and one line here.
-STAGES: dict[str, Stage] = {s.name: s for s in (PixelStage(), CatalogStage())}
+STAGES: dict[str, Stage] = {s.name: s for s in (PixelStage(), CatalogStage(), ClassifyStage())}
 
 
 def _selection(selection: dict[str, Any]) -> dict[str, Any]:
@@ -214,8 +250,8 @@ def begin(inputs: RunInputs, settings: RunSettings, *, stages: Sequence[str] | N
         else:
             plans[name] = STAGES[name].plan(inputs, settings.of(name), **selection)
             if plans[name].action == "skip":  # cannot apply: older products would mislead
-                for product in STAGES[name].products:
-                    run.products.pop(product, None)
+                for product in [p for p in run.products if STAGES[name].owns(p)]:
+                    run.products.pop(product)
         log.info("run %s: %s %s%s", run.run_id, name, plans[name].action,
                  f" ({plans[name].reason})" if plans[name].reason else "")
     return run, plans

@@ -137,7 +137,7 @@ class Results:
 
     @property
     def kinds(self) -> dict[str, str]:
-        """Product name -> ``"table"`` or ``"dataset"``."""
+        """Product name -> ``"table"``, ``"dataset"`` or ``"files"``."""
         return {k: v["kind"] for k, v in sorted(self.manifest.get("products", {}).items())}
 
     def _product(self, name: str, kind: str) -> str:
@@ -171,6 +171,14 @@ class Results:
         url = self._product(name, "dataset")
         with _quiet_zarr():
             return xr.open_zarr(_zarr_store(url), consolidated=True, zarr_format=3)
+
+    def file(self, name: str, filename: str) -> bytes:
+        """One file of a ``files`` product (e.g. a trained model's ``model.pkl``)."""
+        url = self._product(name, "files")
+        known = self.manifest["products"][name].get("files", [])
+        if filename not in known:
+            raise KeyError(f"product {name!r} has no file {filename!r}; it has {known}.")
+        return read_bytes(join(url, filename), what=f"{name} {filename}")
 
     def __repr__(self) -> str:
         return f"<Results {self.url} run={self.run_id} products={self.products}>"

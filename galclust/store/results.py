@@ -7,6 +7,7 @@ Layout::
       runs/<run id>/run.json            the run's products, parameters, provenance
       runs/<run id>/<product>.parquet/  tables (one file per Dask partition)
       runs/<run id>/<product>.zarr      arrays
+      runs/<run id>/<product>.files/    a few named files (a trained model and its card)
 
 A run becomes visible only when :meth:`RunWriter.publish` writes
 ``latest.json`` (a single small object: atomic on object stores, ``os.replace``
@@ -70,6 +71,9 @@ __all__ = ["Results", "RunWriter", "default_results_url", "list_runs", "open_res
            "read_product", "run_ids"]
 
 log = logging.getLogger(__name__)
+
+#: The path suffix of each kind of product.
+_SUFFIX = {"table": ".parquet", "dataset": ".zarr", "files": ".files"}
 
 
 
@@ -206,6 +210,14 @@ class RunWriter:
             return ds.to_zarr(_zarr_store(url), mode="w", compute=compute, consolidated=True,
                               zarr_format=3)
 
+    def write_files(self, name: str, files: Mapping[str, bytes]) -> None:
+        """Write a few named files as one product (a trained model and its JSON card)."""
+        rel = self._path(name, ".files")
+        self.products[name] = {"kind": "files", "path": rel, "files": sorted(files)}
+        for fname, data in files.items():
+            check_product_name(fname.replace(".", "_"), argument="file name")
+            write_bytes(join(self.url, rel, fname), data)
+
     def table(self, name: str, *, columns: list[str] | None = None) -> pd.DataFrame:
         """Read back a table product of this run (written or inherited)."""
         if self.products.get(name, {}).get("kind") != "table":
@@ -242,7 +254,7 @@ class RunWriter:
             rel = check_product_path(prod["path"], where=f"{self.url} run {self.run_id}")
             if rel.startswith(own):
                 continue
-            new = self._path(name, ".zarr" if prod["kind"] == "dataset" else ".parquet")
+            new = self._path(name, _SUFFIX[prod["kind"]])
             _copy_tree(join(self.url, rel), join(self.url, new))
             self.products[name] = {**prod, "path": new, "carried_from": rel.split("/")[1]}
 

@@ -43,7 +43,7 @@ RUN_ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]+)*"
 PRODUCT_PATTERN = r"[a-z][a-z0-9_]*(?:/[a-z][a-z0-9_]*)*"
 _RUN_ID = re.compile(RUN_ID_PATTERN)
 _PRODUCT = re.compile(PRODUCT_PATTERN)
-_SUFFIXES = (".parquet", ".zarr")
+_SUFFIXES = (".parquet", ".zarr", ".files")
 #: The marker file at the root of a results store.
 RESULTS_MARKER = "galclust.json"
 
@@ -117,7 +117,7 @@ def check_product_path(rel: Any, *, where: str) -> str:
               and bool(_PRODUCT.fullmatch("/".join(pieces[2:]).rsplit(".", 1)[0])))
     if not ok:
         raise StoreError(f"{where}: product path {_shown(rel)} does not lie inside the results "
-                         "store (expected runs/<run id>/<product>.parquet or .zarr); the file "
+                         "store (expected runs/<run id>/<product>.parquet, .zarr or .files); the file "
                          "was not written by galclust or was edited.")
     return rel
 
