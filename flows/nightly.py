@@ -117,7 +117,8 @@ def nightly_flow(manifest: str, store: str, results: str | None = None,
     results = results or default_results_url(store)
     # bad options, foreign or overlapping stores, a missing bucket, refused
     # credentials or a dead scheduler fail here, before any work
-    preflight(manifest, store, results, scheduler=scheduler, labels=labels)
+    preflight(manifest, store, results, scheduler=scheduler, labels=labels,
+              class_labels=run_settings.classify.labels)
     summary: dict[str, Any] = {"results": results, "store": store}
     t = time.perf_counter()
     summary["ingest"] = ingest_task(manifest, store, tile=tile, scheduler=scheduler)

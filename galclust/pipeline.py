@@ -107,11 +107,13 @@ class StagePlan:
 
 # --------------------------------------------------------------------------- preflight
 def preflight(manifest: str, store: str, results: str, *, scheduler: str | None = None,
-              labels: str | None = None) -> None:
+              labels: str | None = None, class_labels: str | None = None) -> None:
     """Every check a survey run can make before it ingests or starts a cluster.
 
     The manifest is parsed, both stores checked (writable, galclust's or new,
-    clear of the survey's inputs), the labels file read and the scheduler
+    clear of the survey's inputs), the labels files read (inspection labels, and
+    classification labels: checked against the catalog when the stage is planned) and
+    the scheduler
     reached: a missing bucket, refused credentials or a dead scheduler fail
     here, in seconds, with one clear message. (Options are checked when their
     :mod:`galclust.options` dataclasses are built, before this.)
@@ -134,6 +136,10 @@ def preflight(manifest: str, store: str, results: str, *, scheduler: str | None 
         check_writable(url)
     if labels:
         read_labels(labels)
+    if class_labels:
+        from galclust.store.tables import read_table
+
+        read_table(class_labels, what="classification labels")
     if scheduler:
         connect(scheduler).close()
 

@@ -7,11 +7,25 @@
   so it scales past memory; ``layout="separated"`` gives galaxies whose
   components are spatially distinct, for validating pixel clustering.
 - :func:`sed_fluxes` and :data:`NIRCAM_BANDS` — the SED families and bands.
+- :func:`make_cluster_field` — labelled gri cutouts of a galaxy-cluster field
+  (red-sequence and dwarf members; background, foreground, stars and
+  confounders), ``family="heldout"`` a variant for validation;
+  :func:`make_cluster_survey` writes such a field as a survey with
+  ``members.csv``.
 """
 
 from __future__ import annotations
 
 from galclust.synth.artefacts import REASONS
+from galclust.synth.cluster_field import (
+    FIELD_FAMILIES,
+    SDSS_BANDS,
+    ClusterField,
+    ClusterSurvey,
+    make_cluster_field,
+    make_cluster_survey,
+)
+from galclust.synth.cluster_field import KINDS as CLUSTER_KINDS
 from galclust.synth.galaxy import (
     DETECT_NSIGMA,
     LAYOUTS,
@@ -25,16 +39,23 @@ from galclust.synth.seds import FAMILIES, NIRCAM_BANDS, sed_fluxes
 from galclust.synth.survey import SyntheticSurvey, make_survey
 
 __all__ = [
+    "CLUSTER_KINDS",
     "DETECT_NSIGMA",
     "FAMILIES",
+    "FIELD_FAMILIES",
     "LAYOUTS",
     "NIRCAM_BANDS",
     "REASONS",
+    "SDSS_BANDS",
+    "ClusterField",
+    "ClusterSurvey",
     "SyntheticGalaxy",
     "SyntheticSurvey",
     "footprint",
     "galaxy_snr",
     "half_light_mask",
+    "make_cluster_field",
+    "make_cluster_survey",
     "make_galaxy",
     "make_survey",
     "sed_fluxes",
