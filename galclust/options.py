@@ -280,11 +280,16 @@ def options_from_args(cls: type, args: argparse.Namespace,
     """Build ``cls`` from the flags the user gave, over ``base`` (e.g. a settings file)."""
     values = dict(base or {})
     for f in dataclasses.fields(cls):
-        value = getattr(args, f"{cls.__name__}.{f.name}", None)
-        if value is None:  # a flag shared with another options class (e.g. --seed)
+        dest = f"{cls.__name__}.{f.name}"
+        if hasattr(args, dest):
+            value = getattr(args, dest)
+        else:  # the same flag added for another stage first (e.g. --seed): shared
+            value = None
             for other in OPTIONS.values():
-                value = value if value is not None else \
-                    getattr(args, f"{other.__name__}.{f.name}", None)
+                twin = {g.name: g for g in dataclasses.fields(other)}.get(f.name)
+                if value is None and twin is not None and \
+                        twin.metadata.get("flag") == f.metadata.get("flag"):
+                    value = getattr(args, f"{other.__name__}.{f.name}", None)
         if value is not None:
             values[f.name] = value
     return make_options(cls, values, where=f"{cls.__name__}")
