@@ -71,7 +71,7 @@ def _predict_block(stamps: np.ndarray, model: SourceClassifier,
     features = None
     if extra is not None:
         features = pd.DataFrame(extra, columns=model.extra_columns_)
-    return model.predict_proba(stamps, features=features).astype(np.float32)
+    return model.predict_proba(stamps, features=features, threads=1).astype(np.float32)
 
 
 def predict_catalog(cube: xr.Dataset, catalog: pd.DataFrame, model: SourceClassifier, *,
