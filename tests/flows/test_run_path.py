@@ -48,8 +48,8 @@ def test_nightly_serve_and_api_share_stage_keys_and_reuse(prefect_harness, surve
     out = capsys.readouterr().out
     assert "pixels   reuse" in out and "catalog  reuse" in out
     report = execute(store, results=results, settings=RunSettings())
-    assert {k: v["action"] for k, v in report.stages.items()} == {"pixels": "reuse",
-                                                                  "catalog": "reuse"}
+    assert {k: v["action"] for k, v in report.stages.items()} == {
+        "pixels": "reuse", "catalog": "reuse", "classify": "skip"}
     keys = _keys(store, results, RunSettings())
     assert keys == _keys(store, results, RunSettings.from_dict(params["settings"]))
     assert keys["pixels"] != _keys(store, results, RunSettings(
@@ -130,3 +130,24 @@ def test_a_new_stage_is_one_module_and_one_registration_line(survey, tmp_path, m
     report = execute(store, settings=settings, stages=["morphology"])
     assert report.stages["morphology"] == {"action": "skip", "reason": "eta 0.3",
                                            "seconds": 0.0}
+
+
+def test_nightly_classifies_when_labels_are_given_and_reuses_the_model(prefect_harness,
+                                                                      tmp_path, capsys):
+    from galclust.synth import make_cluster_survey
+
+    sv = make_cluster_survey(tmp_path / "cluster", n_sources=144, size=32, random_state=4)
+    store = str(tmp_path / "field.zarr")
+    (tmp_path / "run.toml").write_text('[run]\nskip = ["pixels"]\n')
+    argv = ["nightly", sv.manifest_path, "--store", store, "--settings",
+            str(tmp_path / "run.toml"), "--class-labels", sv.labels_path, "--class-column",
+            "member", "--class-model", "features", "--class-size", "31", "-q"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "classify compute" in out.replace("  ", " ")
+    res = galclust.open_results(str(tmp_path / "field-results"))
+    table = res.table("classify/member")
+    assert len(table) == 144 and table["probability"].between(0.5, 1).all()
+    assert res.manifest["params"]["settings"]["classify"]["column"] == "member"
+    assert main(argv) == 0
+    assert "classify reuse" in capsys.readouterr().out.replace("  ", " ")
