@@ -6,6 +6,8 @@ The public API (stable; see the README):
 - :func:`cluster_galaxy` — pixel-SED clustering of one galaxy's arrays.
 - :func:`flag_spurious` — spurious-source flags from multi-band cutouts.
 - :func:`open_results` — a published run of a results store.
+- :class:`SourceClassifier` — any labelled property of sources, learnt from
+  their cutouts (a residual CNN or gradient boosting on cutout features).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ _LAZY = {
     "flag_spurious": "galclust.catalog.survey",
     "open_results": "galclust.store.results",
     "query": "galclust.query",
+    "SourceClassifier": "galclust.classify.estimator",
 }
 
 __all__ = [
