@@ -63,8 +63,11 @@ def cmd_classify(args: argparse.Namespace) -> int:
     print(f"model {card['model']} ({card['reason']}); id {card['model_id']}; trained on "
           f"{card['n_train']}, tested on {card['n_test']} labelled sources")
     print(_report_text(res, name))
-    counts = ", ".join(f"{k}: {v}" for k, v in sorted(summary.get("classes", {}).items()))
-    print(f"classified {summary.get('sources', 0)} sources ({counts}); table classify/{name}")
+    table = res.table(f"classify/{name}", columns=["class"])
+    counts = ", ".join(f"{k}: {v}" for k, v in sorted(table["class"].value_counts().items()))
+    how = "reused from run " + summary["from_run"] if summary["action"] == "reuse" else \
+        summary["action"]
+    print(f"{len(table)} sources classified ({counts}; {how}); table classify/{name}")
     if args.plots:
         from galclust.classify_stage import write_pictures
 

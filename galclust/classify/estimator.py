@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import importlib.util
 import io
+import os
 import pickle
 import time
 from collections.abc import Callable
@@ -98,9 +99,10 @@ class SourceClassifier(ClassifierMixin, BaseEstimator):
         Channels of the CNN's first stage (doubled at each of its stages).
     patience : int
         CNN epochs without validation improvement before stopping.
-    threads : int
-        Threads used while training and predicting (restored afterwards); set
-        it after fitting (``set_params(threads=1)``) to predict on one core.
+    threads : int, optional
+        Threads used while training and predicting (restored afterwards);
+        default ``OMP_NUM_THREADS`` when set, else every core. Set it after
+        fitting (``set_params(threads=1)``) to predict on one core.
     tta : bool
         CNN predictions average the 8 rotations and flips of each cutout
         (dihedral test-time augmentation): exactly invariant to them, at 8x
@@ -133,7 +135,8 @@ class SourceClassifier(ClassifierMixin, BaseEstimator):
 
     def __init__(self, model: str = defaults.MODEL, *, random_state: int = 0,
                  epochs: int = defaults.EPOCHS, input_size: int = defaults.INPUT_SIZE,
-                 width: int = 16, patience: int = 10, threads: int = 2, tta: bool = False,
+                 width: int = 16, patience: int = 10, threads: int | None = None,
+                 tta: bool = False,
                  n_components: int = 8,
                  min_examples: int = defaults.MIN_EXAMPLES,
                  min_cnn_examples: int = defaults.MIN_CNN_EXAMPLES) -> None:
@@ -150,6 +153,12 @@ class SourceClassifier(ClassifierMixin, BaseEstimator):
         self.min_cnn_examples = min_cnn_examples
 
     # ------------------------------------------------------------------ fitting
+    def _threads(self) -> int:
+        if self.threads is not None:
+            return int(self.threads)
+        env = os.environ.get("OMP_NUM_THREADS", "")
+        return int(env) if env.isdigit() and int(env) > 0 else (os.cpu_count() or 1)
+
     def _choose(self, counts: np.ndarray) -> tuple[str, str]:
         check_choice("model", self.model, defaults.MODELS)
         has_torch = torch_available()
@@ -208,7 +217,7 @@ class SourceClassifier(ClassifierMixin, BaseEstimator):
             from galclust.classify.cnn import CNNConfig, fit_cnn
 
             config = CNNConfig(input_size=self.input_size, width=self.width, epochs=self.epochs,
-                               patience=self.patience, threads=self.threads)
+                               patience=self.patience, threads=self._threads())
             self.cnn_ = fit_cnn(X, codes, n_classes=len(self.classes_), config=config,
                                 random_state=self.random_state, progress=progress)
         else:
@@ -232,7 +241,7 @@ class SourceClassifier(ClassifierMixin, BaseEstimator):
 
     def _fit_features(self, X: np.ndarray, codes: np.ndarray,
                       extra: pd.DataFrame | None) -> None:
-        with threadpool_limits(self.threads):
+        with threadpool_limits(self._threads()):
             self.noise_ = band_noise(border_noise(X))
             self.pca_ = None
             k = int(min(self.n_components, len(X) - 1, self.n_features_in_))
@@ -243,10 +252,13 @@ class SourceClassifier(ClassifierMixin, BaseEstimator):
             self.feature_names_ = [*feature_names(X.shape[1]),
                                    *(f"pca_{i}" for i in range(k if self.pca_ else 0)),
                                    *(self.extra_columns_ or [])]
+            n_cv = int(min(3, np.bincount(codes).min()))
+            # a leaf of 20 (scikit-learn's default) cannot split a calibration fold of a
+            # small label set (~13 of 20 labels): every prediction would be the prior
+            leaf = int(max(2, min(20, len(codes) * (max(n_cv, 2) - 1) // max(n_cv, 2) // 8)))
             boost = HistGradientBoostingClassifier(
                 max_iter=300, learning_rate=0.05, max_leaf_nodes=15, l2_regularization=1.0,
-                class_weight="balanced", random_state=self.random_state)
-            n_cv = int(min(3, np.bincount(codes).min()))
+                min_samples_leaf=leaf, class_weight="balanced", random_state=self.random_state)
             self.features_model_ = CalibratedClassifierCV(boost, method="sigmoid",
                                                           cv=max(n_cv, 2)).fit(F, codes)
 
@@ -267,7 +279,7 @@ class SourceClassifier(ClassifierMixin, BaseEstimator):
         ``threads`` overrides the estimator's for this call (a Dask task uses 1).
         """
         X = self._check_predict(X)
-        threads = threads or self.threads
+        threads = threads or self._threads()
         if self.model_ == "cnn":
             return self.cnn_.predict_proba(X, tta=self.tta, threads=threads)
         extra = _catalog_columns(features, len(X), self.extra_columns_)
