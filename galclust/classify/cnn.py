@@ -1,7 +1,9 @@
 """A small residual CNN that classifies multi-band cutouts (PyTorch, CPU).
 
-Cutouts ``(n, band, y, x)`` are normalised per band (robust centre and scale
-fitted on the training cutouts, then ``asinh(x / scale)``), resampled to
+Cutouts ``(n, band, y, x)`` are normalised (a robust centre per band and, by
+default, one robust scale shared by all bands, fitted on the training cutouts,
+then ``asinh((x - centre) / scale)``; a common scale keeps the colours: in the
+log regime of asinh the band differences are flux ratios), resampled to
 ``input_size`` x ``input_size`` (area average, bilinear when upsampling) and
 fed to a ResNet of BasicBlocks. Training augments with the dihedral group D4
 and small shifts, stops early on the validation loss and calibrates one
@@ -70,6 +72,9 @@ class CNNConfig:
         Largest random pixel shift (in input pixels) of the augmentation.
     threads : int
         Torch threads during fit and predict (the previous value is restored).
+    common_scale : bool
+        One asinh scale for all bands (the median of the per-band robust
+        scales), which keeps colours; False scales each band by its own noise.
     """
 
     input_size: int = 64
@@ -83,6 +88,7 @@ class CNNConfig:
     validation_fraction: float = 0.2
     max_shift: int = 2
     threads: int = 2
+    common_scale: bool = True
 
     def __post_init__(self) -> None:
         def bad(name: str, rule: str) -> InputError:
@@ -101,6 +107,9 @@ class CNNConfig:
             raise bad("blocks", "a tuple of 1 to 6 whole numbers >= 1 (blocks per stage), "
                       "e.g. (1, 1, 1)")
         object.__setattr__(self, "blocks", tuple(int(b) for b in self.blocks))
+        if not isinstance(self.common_scale, bool | np.bool_):
+            raise bad("common_scale", "True or False")
+        object.__setattr__(self, "common_scale", bool(self.common_scale))
         if 2 * self.max_shift >= self.input_size:
             raise bad("max_shift", f"less than half of input_size={self.input_size}")
         for name, low, high in (("learning_rate", 0.0, math.inf), ("weight_decay", 0.0, math.inf),
@@ -306,7 +315,8 @@ class FittedCNN:
     n_bands, n_classes : int
         Input bands and output classes.
     centre, scale : numpy.ndarray
-        Per-band normalisation ``asinh((x - centre) / scale)``.
+        Per-band normalisation ``asinh((x - centre) / scale)`` (``scale`` is the
+        same for every band when ``config.common_scale``).
     state : dict
         The network's ``state_dict`` (best validation epoch).
     temperature : float
@@ -489,6 +499,8 @@ def fit_cnn(X: Any, y: Any, *, n_classes: int | None = None, config: CNNConfig =
         y_val = y[va]
 
     centre, scale = _robust_stats(X, tr)
+    if config.common_scale:  # one scale for every band: asinh differences stay colours
+        scale = np.full_like(scale, float(np.median(scale)))
     cfg, y_tr = config, y[tr]
     counts = np.bincount(y_tr, minlength=n_classes)
     weight = torch.tensor(np.where(counts > 0, len(y_tr) / (n_classes * np.maximum(counts, 1)),
@@ -507,9 +519,13 @@ def fit_cnn(X: Any, y: Any, *, n_classes: int | None = None, config: CNNConfig =
         opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                                  {"params": other, "weight_decay": 0.0}], lr=cfg.learning_rate)
         n_batches = math.ceil(len(yt) / cfg.batch_size)
-        sched = torch.optim.lr_scheduler.OneCycleLR(  # warm-up over ~1 epoch, cosine decay
-            opt, cfg.learning_rate, total_steps=cfg.epochs * n_batches,
-            pct_start=min(0.3, 1 / cfg.epochs), div_factor=10.0)
+        total = cfg.epochs * n_batches
+        if total >= 6:  # warm-up over ~1 epoch (at least 2 steps), then cosine decay
+            sched = torch.optim.lr_scheduler.OneCycleLR(
+                opt, cfg.learning_rate, total_steps=total,
+                pct_start=min(0.3, max(1 / cfg.epochs, 2.5 / total)), div_factor=10.0)
+        else:  # too few steps for a schedule: a constant rate
+            sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
         history: list[dict] = []
         best_loss, best_epoch, best_state = math.inf, 0, None
         for epoch in range(1, cfg.epochs + 1):
