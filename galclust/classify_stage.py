@@ -248,7 +248,8 @@ def write_pictures(store: str, results: str, run_id: str, name: str, folder: str
     import galclust
     from galclust.classify.features import cutout_features
     from galclust.classify.survey import labelled_cutouts
-    from galclust.evaluation.classify import ClassificationReport, colour_regions, learning_curve
+    from galclust.evaluation.classify import ClassificationReport, colour_regions
+    from galclust.evaluation.learning import learning_curve
     from galclust.plots.classify import save_report_figures
     from galclust.store.cube import open_catalog
 

@@ -227,7 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_pixels_parser(sub)
     _add_flag_parser(sub)
     from galclust.cli_classify import add_classify_parser
-    from galclust.query import add_query_parser
+    from galclust.query_cli import add_query_parser
 
     add_classify_parser(sub)
 

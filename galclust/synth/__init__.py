@@ -21,11 +21,10 @@ from galclust.synth.cluster_field import (
     FIELD_FAMILIES,
     SDSS_BANDS,
     ClusterField,
-    ClusterSurvey,
     make_cluster_field,
-    make_cluster_survey,
 )
 from galclust.synth.cluster_field import KINDS as CLUSTER_KINDS
+from galclust.synth.cluster_survey import ClusterSurvey, make_cluster_survey
 from galclust.synth.galaxy import (
     DETECT_NSIGMA,
     LAYOUTS,

@@ -24,8 +24,8 @@ from galclust.evaluation.classify import (
     REGIONS,
     colour_regions,
     evaluate,
-    learning_curve,
 )
+from galclust.evaluation.learning import learning_curve
 from galclust.plots.classify import (
     plot_colour_magnitude,
     plot_confusion,

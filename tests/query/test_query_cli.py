@@ -10,7 +10,8 @@ import pytest
 from astropy.coordinates import Angle
 
 from galclust.errors import InputError
-from galclust.query import Query, add_query_parser, cmd_query, to_json
+from galclust.query import Query, to_json
+from galclust.query_cli import add_query_parser, cmd_query
 
 
 def run(argv, capsys=None):

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from galclust.errors import InputError
-from galclust.query import Query, add_query_parser, cmd_query, to_json
+from galclust.query import Query, to_json
+from galclust.query_cli import add_query_parser, cmd_query
 from galclust.store.results import RunWriter, open_results
 
 pytestmark = pytest.mark.s3
