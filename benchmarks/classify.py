@@ -132,6 +132,12 @@ def main() -> None:
         print(f"{name:70s} {sec:8.1f} {acc:9.3f} {mib:9.0f}")
     print(f"CNN / feature-model training time: {rows[2][1] / rows[1][1]:.1f}x; "
           f"CNN accuracy - PCA+LR: {rows[2][2] - rows[0][2]:+.3f}")
+    from galclust.classify_stage import evaluate_split
+
+    for name, clf in fitted.items():  # the research's tables, on the held-out cutouts
+        report = evaluate_split(clf, X[te], y[te], reference=X)
+        print(f"\n--- {name} model, held-out {len(te)} cutouts (member = 1) ---")
+        print(report.to_text())
 
     print("\ninference on one core (cutouts per second; 256 per call)")
     sample = X[te][: min(len(te), 256)]

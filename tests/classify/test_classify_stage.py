@@ -52,7 +52,7 @@ def test_classify_command_trains_evaluates_publishes_and_query_selects(field, tm
     plots = tmp_path / "figs"
     code = main(["classify", "--store", store, "--labels", sv.labels_path, "--column",
                  "member", "--model", "features", "--size", str(SIZE), "--plots", str(plots),
-                 "-q"])
+                 "--learning-curve", "-q"])
     out = capsys.readouterr().out
     assert code == 0, out
     assert "Confusion matrix" in out and "precision" in out and "By colour region" in out
@@ -82,6 +82,7 @@ def test_classify_command_trains_evaluates_publishes_and_query_selects(field, tm
     pngs = sorted(os.listdir(plots))
     assert any("confusion" in p for p in pngs) and any("reliability" in p for p in pngs)
     assert any("cmd" in p for p in pngs) and all(res.run_id in p for p in pngs)
+    assert any("learning-curve" in p for p in pngs)
     members = Query(res.url).select(classified=("member", None))
     assert set(members["id"]) == set(table.loc[table["class"] == "1", "id"])
     assert (members["member_class"] == "1").all()
