@@ -11,7 +11,8 @@ Pure numpy / scikit-learn / torch modules work on arrays:
   Gini, asymmetry, second-moment shape).
 - :mod:`galclust.classify.cnn` — a residual network sized for CPUs (PyTorch,
   the optional ``[cnn]`` extra), with dihedral augmentation, early stopping
-  and temperature calibration.
+  and temperature calibration; its layers and tensor plumbing are
+  :mod:`galclust.classify.resnet`.
 - :mod:`galclust.classify.estimator` — :class:`SourceClassifier`, the
   scikit-learn estimator that chooses between them (``model="auto"``).
 - :mod:`galclust.classify.labels` — checking a label table against a catalog.

@@ -13,13 +13,12 @@ dihedral transforms. Everything is in memory: a model serialises to bytes.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import dataclasses
 import io
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,16 +29,20 @@ from scipy.optimize import minimize_scalar
 from scipy.special import log_softmax, logsumexp
 from torch import nn
 
+from galclust.classify.resnet import (
+    _augment,
+    _build_net,
+    _forward,
+    _preprocess,
+    _robust_stats,
+    _torch_env,
+)
 from galclust.errors import InputError
 
 __all__ = ["CNNConfig", "FittedCNN", "fit_cnn"]
 
 _FORMAT = "galclust.classify.cnn"
 _VERSION = 1
-_DROPOUT = 0.2
-_PREP_CHUNK = 64            # cutouts preprocessed at once (bounds memory on big stamps)
-_FORWARD_CHUNK = 16         # cutouts per forward pass (faster than big batches on CPU)
-_STAT_PIXELS = 4_000_000    # pixels per band used for the robust centre and scale
 _LOG_T_BOUNDS = (math.log(0.1), math.log(10.0))
 
 
@@ -122,90 +125,6 @@ class CNNConfig:
             object.__setattr__(self, name, float(v))
 
 
-class _BasicBlock(nn.Module):
-    def __init__(self, c_in: int, c_out: int, stride: int) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(c_out)
-        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(c_out)
-        nn.init.zeros_(self.bn2.weight)  # each block starts as the identity
-        self.shortcut = nn.Identity() if stride == 1 and c_in == c_out else nn.Sequential(
-            nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.relu(self.bn1(self.conv1(x)))
-        return F.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
-
-
-def _build_net(config: CNNConfig, n_bands: int, n_classes: int) -> nn.Module:
-    w = config.width
-    layers: list[nn.Module] = [nn.Conv2d(n_bands, w, 3, 1, 1, bias=False), nn.BatchNorm2d(w),
-                               nn.ReLU(inplace=True)]
-    c = w
-    for stage, n_blocks in enumerate(config.blocks):
-        c_out = w * 2 ** stage
-        for i in range(n_blocks):
-            layers.append(_BasicBlock(c, c_out, 2 if stage > 0 and i == 0 else 1))
-            c = c_out
-    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(_DROPOUT), nn.Linear(c, n_classes)]
-    return nn.Sequential(*layers).to(memory_format=torch.channels_last)
-
-
-@contextlib.contextmanager
-def _torch_env(threads: int, seed: int | None = None) -> Iterator[None]:
-    """Bound torch's threads; with a seed, also seed its global RNG and ask for deterministic
-    kernels. Everything is restored on exit."""
-    old = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
-           torch.is_deterministic_algorithms_warn_only_enabled())
-    torch.set_num_threads(threads)
-    try:
-        with torch.random.fork_rng(devices=[], enabled=seed is not None):
-            if seed is not None:
-                torch.manual_seed(seed)
-                torch.use_deterministic_algorithms(True, warn_only=True)
-            yield
-    finally:
-        torch.set_num_threads(old[0])
-        if seed is not None:
-            torch.use_deterministic_algorithms(old[1], warn_only=old[2])
-
-
-def _dihedral(x: torch.Tensor, k: int) -> torch.Tensor:
-    """Element ``k`` (0..7) of D4 on the last two axes: a flip if k >= 4, then k % 4 rotations."""
-    if k >= 4:
-        x = x.flip(-1)
-    return torch.rot90(x, k % 4, dims=(-2, -1))
-
-
-def _augment(x: torch.Tensor, gen: torch.Generator, max_shift: int) -> torch.Tensor:
-    """A random D4 element and a random shift (zero padded) per sample."""
-    g = torch.randint(0, 8, (x.shape[0],), generator=gen)
-    out = torch.empty_like(x)
-    for k in range(8):
-        sel = g == k
-        if bool(sel.any()):
-            out[sel] = _dihedral(x[sel], k)
-    if max_shift > 0:
-        s, (h, w) = max_shift, x.shape[-2:]
-        padded = F.pad(out, (s, s, s, s))
-        d = torch.randint(0, 2 * s + 1, (x.shape[0], 2), generator=gen).tolist()
-        out = torch.stack([padded[i, :, dy:dy + h, dx:dx + w] for i, (dy, dx) in enumerate(d)])
-    return out
-
-
-def _resize(t: torch.Tensor, size: int) -> torch.Tensor:
-    """Area-average down (bilinear up) to ``size`` x ``size``; commutes with flips."""
-    h, w = t.shape[-2:]
-    if (h, w) == (size, size):
-        return t
-    if h > size or w > size:
-        t = F.adaptive_avg_pool2d(t, (min(h, size), min(w, size)))
-    if t.shape[-2:] != (size, size):
-        t = F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False)
-    return t
-
-
 def _check_X(X: Any, name: str, n_bands: int | None = None) -> np.ndarray:
     X = np.asarray(X)
     if X.ndim != 4:
@@ -234,50 +153,6 @@ def _check_y(y: Any, name: str, n: int, n_classes: int | None) -> np.ndarray:
     if y.min() < 0:
         raise InputError(f"{name} holds negative codes ({y.min()}): use codes 0..K-1.")
     return y.astype(np.int64)
-
-
-def _robust_stats(X: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per band, over the finite pixels of ``X[rows]``: median and 1.4826 MAD (falling back
-    to the mean absolute deviation, then 1, when more than half the pixels are equal)."""
-    _, n_bands, h, w = X.shape
-    step = max(1, math.ceil(math.sqrt(len(rows) * h * w / _STAT_PIXELS)))
-    centre, scale = np.zeros(n_bands), np.ones(n_bands)
-    for b in range(n_bands):
-        v = np.asarray(X[rows, b, ::step, ::step], dtype=np.float64).ravel()
-        v = v[np.isfinite(v)]
-        if v.size == 0:
-            continue
-        centre[b] = np.median(v)
-        dev = np.abs(v - centre[b])
-        for s in (1.4826 * np.median(dev), 1.2533 * dev.mean()):
-            if s > 1e-12 * max(1.0, abs(centre[b])):
-                scale[b] = s
-                break
-    return centre, scale
-
-
-def _preprocess(X: np.ndarray, centre: np.ndarray, scale: np.ndarray, size: int) -> torch.Tensor:
-    """``asinh((X - centre) / scale)`` (non-finite pixels -> 0, i.e. the band's median level),
-    resampled to a float32 tensor (n, band, size, size). Numpy: its arcsinh is ~10x torch's."""
-    c = np.asarray(centre, dtype=np.float32).reshape(1, -1, 1, 1)
-    s = np.asarray(scale, dtype=np.float32).reshape(1, -1, 1, 1)
-    out = []
-    with np.errstate(all="ignore"):
-        for i in range(0, len(X), _PREP_CHUNK):
-            a = np.array(X[i:i + _PREP_CHUNK], dtype=np.float32)
-            a -= c
-            a /= s
-            np.arcsinh(np.nan_to_num(a, copy=False, nan=0.0, posinf=0.0, neginf=0.0), out=a)
-            out.append(_resize(torch.from_numpy(a), size))
-    return torch.cat(out)
-
-
-def _forward(net: nn.Module, x: torch.Tensor, n_t: int = 1) -> torch.Tensor:
-    """Logits (n, n_t, K) of the first ``n_t`` dihedral transforms, in chunks of a few
-    cutouts (faster on CPU caches), channels-last."""
-    return torch.stack([torch.cat([
-        net(_dihedral(x[i:i + _FORWARD_CHUNK], k).contiguous(memory_format=torch.channels_last))
-        for i in range(0, len(x), _FORWARD_CHUNK)]) for k in range(n_t)], dim=1)
 
 
 def _stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
