@@ -83,10 +83,11 @@ def _ring_flux(img: np.ndarray, nring: int) -> np.ndarray:
     n, nb, ny, nx = img.shape
     yy, xx = np.mgrid[:ny, :nx]
     r = np.hypot(yy - (ny - 1) / 2, xx - (nx - 1) / 2)
-    ring = np.minimum(np.floor(r + 0.5).astype(np.int64), nring)  # nring = outside
-    onehot = np.zeros((ny * nx, nring + 1), dtype=np.float32)
-    onehot[np.arange(ny * nx), ring.ravel()] = 1.0
-    return (img.reshape(n, nb, ny * nx) @ onehot)[..., :nring]
+    ring = np.minimum(np.floor(r + 0.5).astype(np.int64), nring).ravel()  # nring = outside
+    rows = img.reshape(n * nb, ny * nx)
+    sums = np.stack([np.bincount(ring, weights=row, minlength=nring + 1) for row in rows]) \
+        if len(rows) else np.zeros((0, nring + 1))
+    return sums.reshape(n, nb, nring + 1)[..., :nring]
 
 
 def _radius_at(cog: np.ndarray, frac: float) -> np.ndarray:
@@ -107,14 +108,13 @@ def _asinh_mag(flux: np.ndarray, soft: np.ndarray) -> np.ndarray:
 
 def _gini(values: np.ndarray, keep: np.ndarray) -> np.ndarray:
     """Gini of |values| over the pixels ``keep`` of each row (Lotz et al. 2004)."""
-    v = np.where(keep, np.abs(values), np.nan)
-    v = np.sort(v, axis=1)  # NaN sort last
-    m = keep.sum(axis=1)
-    i = np.arange(1, v.shape[1] + 1)[None, :]
-    w = np.where(i <= m[:, None], 2 * i - m[:, None] - 1, 0)
-    total = np.nansum(v, axis=1)
-    den = total * np.maximum(m - 1, 1)
-    return np.where((m > 1) & (total > 0), np.nansum(w * np.nan_to_num(v), axis=1) / den, 0.0)
+    out = np.zeros(len(values))
+    for i, (row, k) in enumerate(zip(values, keep, strict=True)):
+        v = np.sort(np.abs(row[k]).astype(np.float64))
+        m, total = len(v), v.sum()
+        if m > 1 and total > 0:
+            out[i] = np.dot(2 * np.arange(1, m + 1) - m - 1, v) / (total * (m - 1))
+    return out
 
 
 def cutout_features(cutouts: object, *, noise: object = None) -> pd.DataFrame:
@@ -138,7 +138,8 @@ def cutout_features(cutouts: object, *, noise: object = None) -> pd.DataFrame:
     """
     x = check_cutouts(cutouts)
     n, nb, ny, nx = x.shape
-    x = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
+    if not np.isfinite(x).all():
+        x = np.where(np.isfinite(x), x, np.float32(0))
     if noise is None:
         sig = border_noise(x).astype(np.float64)
         band_med = np.nanmedian(np.where(np.isfinite(sig), sig, np.nan), axis=0)
@@ -174,11 +175,14 @@ def cutout_features(cutouts: object, *, noise: object = None) -> pd.DataFrame:
     yy, xx = np.mgrid[:ny, :nx]
     dy, dx = yy - (ny - 1) / 2, xx - (nx - 1) / 2
     r = np.hypot(dy, dx)
-    det = (x / sig[..., None, None].astype(np.float32)).sum(axis=1)  # (n, y, x)
+    det_full = (x / sig[..., None, None].astype(np.float32)).sum(axis=1)  # (n, y, x)
+    r_full = r
+    # pixel measures inside r80 only: crop the stamps (symmetrically) to the largest r80
+    k = max(0, min(ny, nx) // 2 - int(np.ceil(np.max(np.maximum(r80, 1.5)))) - 2)
+    det = det_full[:, k:ny - k, k:nx - k]
+    r, dy, dx = r[k:ny - k, k:nx - k], dy[k:ny - k, k:nx - k], dx[k:ny - k, k:nx - k]
     inside = r[None] <= np.maximum(r80, 1.5)[:, None, None]
-    flat = det.reshape(n, -1)
-    keep = inside.reshape(n, -1)
-    gini = _gini(flat, keep)
+    gini = _gini(det.reshape(n, -1), inside.reshape(n, -1))
     rot = det[:, ::-1, ::-1]
     if ny % 2 == 0 or nx % 2 == 0:  # rotate about the stamp centre, not a pixel
         rot = np.roll(rot, (1 - ny % 2, 1 - nx % 2), axis=(1, 2))
@@ -196,11 +200,12 @@ def cutout_features(cutouts: object, *, noise: object = None) -> pd.DataFrame:
     l1, l2 = np.maximum(tr / 2 + dt, 1e-6), np.maximum(tr / 2 - dt, 1e-6)
     axis_ratio = np.sqrt(l2 / l1)
     size = np.sqrt(l1 + l2)
-    centre = r <= 1.0
-    peak = det[:, centre].sum(axis=1) / np.where(total > 0, total, 1.0)
+    centre = r_full <= 1.0
+    peak = det_full[:, centre].sum(axis=1) / np.where(total > 0, total, 1.0)
     snr = total / np.sqrt(area[k_tot] * nb)
-    outer = (r > np.maximum(r80, 2.0)[:, None, None]) & (r <= nring)
-    neighbour = np.where(outer, det, -np.inf).max(axis=(1, 2)) - det[:, centre].max(axis=1)
+    outer = (r_full > np.maximum(r80, 2.0)[:, None, None]) & (r_full <= nring)
+    neighbour = (np.where(outer, det_full, -np.inf).max(axis=(1, 2))
+                 - det_full[:, centre].max(axis=1))
 
     data = np.column_stack([*mags, *cols, r20, r50, r80, conc, gini, asym, axis_ratio, size,
                             peak, np.arcsinh(snr), np.arcsinh(neighbour)])
