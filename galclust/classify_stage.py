@@ -218,7 +218,8 @@ def run_classify_stage(inputs: Any, run: RunWriter, plan: StagePlan,
         card = json.loads(read_bytes(join(run.url, model_product["path"], CARD_FILE),
                                      what="model card"))
         run.adopt({k: v for k, v in cp["products"].items() if k != f"classify/{name}"})
-        split = {}
+        # the same labels and options: the same hold-out the stored model was evaluated on
+        split = split_labels(labels, options.test_fraction, options.random_state)
     else:
         model, card, split = _train(inputs, run, plan, options, labels, client)
     proba = predict_catalog(inputs.cube, inputs.catalog, model, size=options.size,

@@ -105,7 +105,10 @@ def test_reruns_reuse_the_model_until_labels_or_options_change(field, tmp_path):
     moved = execute(store, settings=settings(sv.labels_path), stages=["classify"])
     assert moved.stages["classify"]["action"] == "predict"
     res = galclust.open_results(moved.results)
-    assert set(res.table("classify/member")["model"]) == {model_id}
+    moved_table = res.table("classify/member")
+    assert set(moved_table["model"]) == {model_id}
+    first_table = galclust.open_results(first.results, run=first.run).table("classify/member")
+    assert moved_table["split"].tolist() == first_table["split"].tolist()
     assert "classify/member/confusion" in res.products  # the model's evaluation travels
     # other options: retrain
     seeded = execute(store, settings=settings(sv.labels_path, random_state=5),
