@@ -166,9 +166,9 @@ def _train(inputs: Any, run: RunWriter, plan: StagePlan, options: ClassifyOption
     from galclust.progress import Progress
 
     split = split_labels(labels, options.test_fraction, options.random_state)
-    stamps, coverage, feats = labelled_cutouts(inputs.cube, inputs.catalog, labels["id"],
-                                               size=options.size,
-                                               columns=options.feature_columns, client=client)
+    stamps, _, feats = labelled_cutouts(inputs.cube, inputs.catalog, labels["id"],
+                                        size=options.size, columns=options.feature_columns,
+                                        client=client)
     y = labels["label"].to_numpy()
     train = np.array([split[int(i)] == "train" for i in labels["id"]])
     model = SourceClassifier(options.model, random_state=options.random_state,
