@@ -2,7 +2,8 @@
 
 Plan (before any compute, so bad labels fail the run at its start):
 
-- no labels in the options: **skip**, saying how to give them;
+- no labels in the options: **skip**, saying how to give them (the last
+  published classification is carried, as for any stage not run);
 - the label table is read and checked against the catalog (ids absent from
   it are listed; a single class or a class with too few examples is refused);
 - **reuse** when a checkpoint holds this model *and* these pixels and catalog;
@@ -25,6 +26,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import warnings
 from typing import Any
 
 import numpy as np
@@ -33,7 +35,8 @@ import pandas as pd
 from galclust.classify import defaults
 from galclust.classify.estimator import SourceClassifier, torch_available
 from galclust.classify.labels import class_labels
-from galclust.errors import InputError
+from galclust.classify.survey import MIN_COVERAGE
+from galclust.errors import GalclustWarning, InputError
 from galclust.options import ClassifyOptions
 from galclust.pipeline import (
     StagePlan,
@@ -46,7 +49,6 @@ from galclust.pipeline import (
     write_checkpoint,
 )
 from galclust.store.results import RunWriter
-from galclust.store.urls import join, read_bytes
 
 __all__ = ["evaluate_split", "plan_classify", "run_classify_stage", "split_labels"]
 
@@ -92,8 +94,9 @@ def plan_classify(inputs: Any, options: ClassifyOptions) -> tuple[StagePlan, pd.
     """What the classification stage must do, and the checked labels (None when skipped)."""
     if options.labels is None:
         return StagePlan("classify", "", "skip", reason=(
-            "no classification labels: give --class-labels FILE --class-column COLUMN (or "
-            "labels and column in the settings file's [classify] table)")), None
+            "no classification labels (the last published classification, if any, is kept): "
+            "give --class-labels FILE --class-column COLUMN (or labels and column in the "
+            "settings file's [classify] table)")), None
     from galclust.store.tables import read_table
 
     table = read_table(options.labels, what="classification labels")
@@ -106,7 +109,8 @@ def plan_classify(inputs: Any, options: ClassifyOptions) -> tuple[StagePlan, pd.
     if options.model == "cnn" and not torch_available():
         raise InputError(f"model='cnn' needs PyTorch: {defaults.CNN_EXTRA}.")
     bands = [str(b) for b in inputs.cube["band"].values]
-    model_key = _key("classify-model", labels_fingerprint(labels), options.kwargs(), bands)
+    model_options = {**options.kwargs(), "name": None, "features": options.feature_columns}
+    model_key = _key("classify-model", labels_fingerprint(labels), model_options, bands)
     key = _key("classify", model_key, _inputs(inputs.cube, ("sci", "err", "weight",
                                                            "catalog")))
     cp = find_checkpoint(inputs.results, "classify", key)
@@ -166,9 +170,19 @@ def _train(inputs: Any, run: RunWriter, plan: StagePlan, options: ClassifyOption
     from galclust.progress import Progress
 
     split = split_labels(labels, options.test_fraction, options.random_state)
-    stamps, _, feats = labelled_cutouts(inputs.cube, inputs.catalog, labels["id"],
-                                        size=options.size, columns=options.feature_columns,
-                                        client=client)
+    stamps, coverage, feats = labelled_cutouts(inputs.cube, inputs.catalog, labels["id"],
+                                               size=options.size,
+                                               columns=options.feature_columns, client=client)
+    off = coverage < MIN_COVERAGE
+    if off.any():  # cutouts mostly off the mosaic would teach the model padding
+        warnings.warn(f"{options.labels}: {int(off.sum())} labelled source(s) have less than "
+                      f"{MIN_COVERAGE:.0%} of their cutout on the data and are not trained on "
+                      f"(ids {labels['id'][off].head(10).tolist()}).", GalclustWarning,
+                      stacklevel=2)
+        labels, stamps = labels[~off].reset_index(drop=True), stamps[~off]
+        feats = None if feats is None else feats[~off].reset_index(drop=True)
+        kept = set(labels["id"].tolist())
+        split = {i: v for i, v in split.items() if i in kept}
     y = labels["label"].to_numpy()
     train = np.array([split[int(i)] == "train" for i in labels["id"]])
     model = SourceClassifier(options.model, random_state=options.random_state,
@@ -206,18 +220,18 @@ def run_classify_stage(inputs: Any, run: RunWriter, plan: StagePlan,
 
     t0 = time.perf_counter()
     name = options.product
+    for product in products_of(name):  # inherited from the last run: not this model's
+        run.products.pop(product, None)
     if plan.action == "reuse":
         _adopt(run, plan)
         return {"action": "reuse", "from_run": plan.checkpoint["run"], "name": name,
                 "seconds": time.perf_counter() - t0}
     if plan.action == "predict":
         cp = plan.checkpoint
-        model_product = cp["products"][f"classify/{name}/model"]
-        model = SourceClassifier.from_bytes(read_bytes(join(run.url, model_product["path"],
-                                                            MODEL_FILE), what="stored model"))
-        card = json.loads(read_bytes(join(run.url, model_product["path"], CARD_FILE),
-                                     what="model card"))
+        # adopted first: the paths are checked and the files are this run's own
         run.adopt({k: v for k, v in cp["products"].items() if k != f"classify/{name}"})
+        model = SourceClassifier.from_bytes(run.file(f"classify/{name}/model", MODEL_FILE))
+        card = json.loads(run.file(f"classify/{name}/model", CARD_FILE))
         # the same labels and options: the same hold-out the stored model was evaluated on
         split = split_labels(labels, options.test_fraction, options.random_state)
     else:
@@ -264,13 +278,18 @@ def write_pictures(store: str, results: str, run_id: str, name: str, folder: str
     labelled = table[table["label"].notna()].sort_values("id")
     cube, catalog = galclust.open_cube(store), open_catalog(store)
     stamps, _, _ = labelled_cutouts(cube, catalog, labelled["id"], size=settings.size)
-    cmd = None
+    cmd = regions = None
     test = (labelled["split"] == "test").to_numpy()
     if stamps.shape[1] >= 2 and test.any():
         f = cutout_features(stamps)
         colour = (f["mag_tot_0"] - f["mag_tot_1"]).to_numpy()
         mag = f["mag_tot_1"].to_numpy()
-        regions, relation = colour_regions(colour, mag)
+        try:
+            regions, relation = colour_regions(colour, mag)
+        except InputError as exc:  # too few red sources for a sequence: no diagram
+            log.info("no colour-magnitude diagram: %s", exc)
+            regions = None
+    if regions is not None:
         bands = [str(b) for b in cube["band"].values]
         cmd = {"colour": colour[test], "magnitude": mag[test],
                "y_true": labelled["label"].to_numpy()[test],

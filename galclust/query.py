@@ -270,21 +270,25 @@ class Query:
     def _class_ids(self, name: str, value: str | None) -> pd.DataFrame:
         """Sources of classification ``name`` predicted ``value`` (default: the positive
         class of a binary one)."""
-        from galclust.classify.labels import POSITIVE
+        from galclust.classify.labels import POSITIVE, label_text
 
         known = self._classifications()
         if name not in known:
             raise InputError(f"--class {name}: run {self.run_id} has no classification "
                              f"{name!r}; it has {', '.join(known) or 'none'} (galclust "
                              "classify makes one).")
-        table = self._table(f"classify/{name}", columns=["id", "class"])
-        classes = sorted(table["class"].dropna().unique().tolist())
+        table = self._table(f"classify/{name}")
+        classes = [c[2:] for c in table.columns if str(c).startswith("p_")]
         if value is None:
             positive = [c for c in classes if c.lower() in POSITIVE]
-            if len(positive) != 1:
+            if len(classes) != 2 or len(positive) != 1:
                 raise InputError(f"--class {name}: say which class, {name}=VALUE; its "
                                  f"classes are {classes}.")
             value = positive[0]
+        value = label_text(value)
+        if value not in classes:
+            raise InputError(f"--class {name}={value}: not one of its classes {classes}.")
+        table = table[["id", "class"]]
         return table[table["class"] == value]
 
     @functools.cached_property

@@ -123,6 +123,10 @@ class Stage(abc.ABC):
     options: ClassVar[type]
     products: ClassVar[tuple[str, ...]]
 
+    #: Whether a stage that cannot apply drops its products from the new run (its older
+    #: products would mislead) or carries them (they stay valid without it).
+    drops_on_skip: ClassVar[bool] = True
+
     def owns(self, product: str) -> bool:
         """Whether ``product`` is one of this stage's."""
         return product in self.products
@@ -193,6 +197,7 @@ class ClassifyStage(Stage):
     name = "classify"
     options = ClassifyOptions
     products = ()
+    drops_on_skip = False  # a run without labels keeps the last classification
 
     def owns(self, product: str) -> bool:
         return product.startswith("classify/")
@@ -249,7 +254,7 @@ def begin(inputs: RunInputs, settings: RunSettings, *, stages: Sequence[str] | N
             plans[name] = StagePlan(name, "", "skip", reason="skipped by the run settings")
         else:
             plans[name] = STAGES[name].plan(inputs, settings.of(name), **selection)
-            if plans[name].action == "skip":  # cannot apply: older products would mislead
+            if plans[name].action == "skip" and STAGES[name].drops_on_skip:
                 for product in [p for p in run.products if STAGES[name].owns(p)]:
                     run.products.pop(product)
         log.info("run %s: %s %s%s", run.run_id, name, plans[name].action,

@@ -23,6 +23,7 @@ import io
 import os
 import pickle
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -38,7 +39,7 @@ from threadpoolctl import threadpool_limits
 from galclust.catalog.scaling import asinh_scale, band_noise, bin_stamps, border_noise
 from galclust.classify import defaults
 from galclust.classify.features import check_cutouts, cutout_features, feature_names
-from galclust.errors import InputError, check_choice
+from galclust.errors import GalclustWarning, InputError, check_choice
 
 __all__ = ["SourceClassifier", "check_labels", "torch_available"]
 
@@ -218,6 +219,10 @@ class SourceClassifier(ClassifierMixin, BaseEstimator):
 
             config = CNNConfig(input_size=self.input_size, width=self.width, epochs=self.epochs,
                                patience=self.patience, threads=self._threads())
+            if extra is not None:
+                warnings.warn(f"features: the CNN ({self.model_reason_}) does not use catalog "
+                              "columns; model='features' does.", GalclustWarning, stacklevel=2)
+                self.extra_columns_ = None
             self.cnn_ = fit_cnn(X, codes, n_classes=len(self.classes_), config=config,
                                 random_state=self.random_state, progress=progress)
         else:

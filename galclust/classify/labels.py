@@ -31,7 +31,12 @@ def label_text(value: Any) -> str:
         return str(int(value))
     if isinstance(value, (float, np.floating)) and float(value).is_integer():
         return str(int(value))
-    return str(value).strip()
+    text = str(value).strip()
+    try:  # "1.0" typed on a command line is the class 1 of a numeric column
+        number = float(text)
+    except ValueError:
+        return text
+    return str(int(number)) if number.is_integer() else text
 
 
 def product_name(name: str) -> str:

@@ -20,6 +20,7 @@ import xarray as xr
 from galclust.errors import GalclustWarning, StoreError
 from galclust.products import STAMPS
 from galclust.store.safety import (
+    check_file_name,
     check_product_path,
     check_run_id,
     run_path,
@@ -176,7 +177,7 @@ class Results:
         """One file of a ``files`` product (e.g. a trained model's ``model.pkl``)."""
         url = self._product(name, "files")
         known = self.manifest["products"][name].get("files", [])
-        if filename not in known:
+        if check_file_name(filename) not in known:
             raise KeyError(f"product {name!r} has no file {filename!r}; it has {known}.")
         return read_bytes(join(url, filename), what=f"{name} {filename}")
 

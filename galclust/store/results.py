@@ -52,6 +52,7 @@ from galclust.store.published import (
 )
 from galclust.store.safety import (
     RESULTS_MARKER,
+    check_file_name,
     check_product_name,
     check_product_path,
     check_run_id,
@@ -63,6 +64,7 @@ from galclust.store.urls import (
     get_fs,
     is_url,
     join,
+    read_bytes,
     storage_options,
     write_bytes,
 )
@@ -213,10 +215,20 @@ class RunWriter:
     def write_files(self, name: str, files: Mapping[str, bytes]) -> None:
         """Write a few named files as one product (a trained model and its JSON card)."""
         rel = self._path(name, ".files")
+        for fname in files:
+            check_file_name(fname)
         self.products[name] = {"kind": "files", "path": rel, "files": sorted(files)}
         for fname, data in files.items():
-            check_product_name(fname.replace(".", "_"), argument="file name")
             write_bytes(join(self.url, rel, fname), data)
+
+    def file(self, name: str, filename: str) -> bytes:
+        """One file of a ``files`` product of this run (written or adopted here)."""
+        prod = self.products.get(name, {})
+        if prod.get("kind") != "files" or check_file_name(filename) not in prod.get("files", []):
+            raise KeyError(f"run {self.run_id} of {self.url} has no file {filename!r} in "
+                           f"product {name!r}.")
+        rel = check_product_path(prod["path"], where=f"{self.url} run {self.run_id}")
+        return read_bytes(join(self.url, rel, filename), what=f"{name} {filename}")
 
     def table(self, name: str, *, columns: list[str] | None = None) -> pd.DataFrame:
         """Read back a table product of this run (written or inherited)."""

@@ -81,6 +81,17 @@ def check_product_name(value: Any, *, argument: str = "product") -> str:
     return value
 
 
+_FILE_NAME = re.compile(r"[a-z0-9_]+(\.[a-z0-9]+)?")
+
+
+def check_file_name(value: Any, *, argument: str = "file name") -> str:
+    """Return ``value`` if it is a plain file name of a ``files`` product (``model.pkl``)."""
+    if not (isinstance(value, str) and len(value) <= 100 and _FILE_NAME.fullmatch(value)):
+        raise InputError(f"{argument}={_shown(value)} is not a file name of a product: lower-case "
+                         "letters, digits and '_', with one extension (e.g. model.json).")
+    return value
+
+
 def run_path(run_id: str, *parts: str) -> str:
     """The path, relative to a results store, of ``runs/<run_id>/<parts...>``.
 

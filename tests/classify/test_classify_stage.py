@@ -124,15 +124,29 @@ def test_reruns_reuse_the_model_until_labels_or_options_change(field, tmp_path):
     assert relabelled.stages["classify"]["action"] == "compute"
 
 
-def test_without_labels_the_stage_is_skipped_and_its_old_products_dropped(field, tmp_path):
+def test_without_labels_the_stage_is_skipped_and_the_last_classification_kept(field,
+                                                                             tmp_path):
     sv, store = copy_store(field, tmp_path)
-    execute(store, settings=settings(sv.labels_path), stages=["classify"])
+    first = execute(store, settings=settings(sv.labels_path), stages=["classify"])
+    before = galclust.open_results(first.results).table("classify/member")
     report = execute(store, settings=RunSettings(), stages=["classify"])
     assert report.stages["classify"]["action"] == "skip"
     assert "--class-labels" in report.stages["classify"]["reason"]
     res = galclust.open_results(report.results)
-    assert not [p for p in res.products if p.startswith("classify/")]
+    assert res.run_id == report.run != first.run
     assert "classify" in res.manifest["provenance"]["skipped"]
+    assert res.table("classify/member").equals(before)  # carried into the new run
+
+
+def test_a_run_evaluates_only_its_own_model(field, tmp_path):
+    sv, store = copy_store(field, tmp_path)
+    execute(store, settings=settings(sv.labels_path), stages=["classify"])
+    report = execute(store, settings=settings(sv.labels_path, test_fraction=0.0),
+                     stages=["classify"])
+    res = galclust.open_results(report.results)
+    assert (res.table("classify/member")["split"] == "train").all()
+    assert not [p for p in res.products if p.startswith("classify/member/")
+                and p != "classify/member/model"]  # no evaluation carried from run 1
 
 
 @pytest.mark.parametrize("edit, match", [
@@ -174,3 +188,26 @@ def test_prediction_on_a_process_cluster_matches_threads(field, tmp_path):
         there = predict_catalog(cube, catalog, model, size=SIZE, client=client, progress=False)
     assert np.array_equal(here["id"], catalog["id"])
     assert np.allclose(here["p_1"], there["p_1"], atol=1e-6)
+
+
+def test_query_class_values_are_checked_and_model_files_stay_inside_the_store(field,
+                                                                             tmp_path):
+    from galclust.store.results import RunWriter
+
+    sv, store = copy_store(field, tmp_path)
+    report = execute(store, settings=settings(sv.labels_path), stages=["classify"])
+    q = Query(report.results)
+    ones = q.select(classified=("member", "1.0"))  # normalised like the labels
+    assert len(ones) and set(ones["member_class"]) == {"1"}
+    with pytest.raises(InputError, match=r"not one of its classes \['0', '1'\]"):
+        q.select(classified=("member", "yes"))
+    with pytest.raises(InputError, match="has no classification 'colour'"):
+        q.select(classified=("colour", None))
+    run = RunWriter.begin(report.results)
+    with pytest.raises(InputError, match="not a file name"):
+        run.write_files("classify/x/model", {"../evil.pkl": b""})
+    assert "classify/x/model" not in run.products  # nothing registered before the check
+    run.products["classify/member/model"] = {**run.products["classify/member/model"],
+                                             "path": "runs/../../outside.files"}
+    with pytest.raises(galclust.StoreError, match="does not lie inside the results store"):
+        run.file("classify/member/model", "model.pkl")
