@@ -34,7 +34,7 @@ import pandas as pd
 
 from galclust.classify import defaults
 from galclust.classify.estimator import SourceClassifier, torch_available
-from galclust.classify.labels import class_labels
+from galclust.classify.labels import class_labels, positive_class
 from galclust.classify.survey import MIN_COVERAGE
 from galclust.errors import GalclustWarning, InputError
 from galclust.options import ClassifyOptions
@@ -50,7 +50,8 @@ from galclust.pipeline import (
 )
 from galclust.store.results import RunWriter
 
-__all__ = ["evaluate_split", "plan_classify", "run_classify_stage", "split_labels"]
+__all__ = ["colour_magnitude", "evaluate_split", "plan_classify", "run_classify_stage",
+           "split_labels", "stored_report", "write_pictures"]
 
 log = logging.getLogger(__name__)
 
@@ -124,13 +125,23 @@ def plan_classify(inputs: Any, options: ClassifyOptions) -> tuple[StagePlan, pd.
     return StagePlan("classify", key, "compute", None, model_key), labels
 
 
-def positive_class(classes: Any) -> Any:
-    """The positive class of a binary classification (``1``, ``yes``, ``member`` ...), or None."""
-    from galclust.classify.labels import POSITIVE
+def colour_magnitude(stamps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Colour (first minus second band) and magnitude (second band) of centred cutouts:
+    total asinh magnitudes measured on the cutouts (instrumental zero point)."""
+    from galclust.classify.features import cutout_features
 
-    classes = list(classes)
-    hits = [c for c in classes if str(c).lower() in POSITIVE]
-    return hits[0] if len(classes) == 2 and len(hits) == 1 else None
+    f = cutout_features(stamps)
+    return (f["mag_tot_0"] - f["mag_tot_1"]).to_numpy(), f["mag_tot_1"].to_numpy()
+
+
+def stored_report(res: Any, name: str) -> Any:
+    """The evaluation of classification ``name`` stored in a published run
+    (a ClassificationReport), or None when nothing was held out."""
+    from galclust.evaluation.classify import ClassificationReport
+
+    frames = {t: res.table(f"classify/{name}/{t}") for t in EVALUATION_TABLES
+              if f"classify/{name}/{t}" in res.products}
+    return ClassificationReport.from_frames(frames) if "confusion" in frames else None
 
 
 def evaluate_split(model: SourceClassifier, stamps: np.ndarray, y: np.ndarray,
@@ -142,20 +153,16 @@ def evaluate_split(model: SourceClassifier, stamps: np.ndarray, y: np.ndarray,
     bands; the red sequence is fitted on ``reference`` (every labelled cutout)
     when given, so a small test set still has regions.
     """
-    from galclust.classify.features import cutout_features
     from galclust.evaluation.classify import colour_regions, evaluate
 
     proba = model.predict_proba(stamps, features=features)
     pred = model.classes_[np.argmax(proba, axis=1)]
     regions = None
     if stamps.shape[1] >= 2:
-        def cmd(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            f = cutout_features(x)
-            return (f["mag_tot_0"] - f["mag_tot_1"]).to_numpy(), f["mag_tot_1"].to_numpy()
-
         try:
-            _, rel = colour_regions(*cmd(stamps if reference is None else reference))
-            regions, _ = colour_regions(*cmd(stamps), sequence=(
+            _, rel = colour_regions(*colour_magnitude(stamps if reference is None
+                                                      else reference))
+            regions, _ = colour_regions(*colour_magnitude(stamps), sequence=(
                 rel["intercept"], rel["slope"], rel["scatter"]))
         except InputError as exc:  # too few red sources to fit a sequence
             log.info("no colour regions: %s", exc)
@@ -261,19 +268,16 @@ def write_pictures(store: str, results: str, run_id: str, name: str, folder: str
     ``learning``) the learning curve re-cut the labelled sources' stamps.
     """
     import galclust
-    from galclust.classify.features import cutout_features
     from galclust.classify.survey import labelled_cutouts
-    from galclust.evaluation.classify import ClassificationReport, colour_regions
+    from galclust.evaluation.classify import colour_regions
     from galclust.evaluation.learning import learning_curve
     from galclust.plots.classify import save_report_figures
     from galclust.store.cube import open_catalog
 
     res = galclust.open_results(results, run=run_id)
-    frames = {t: res.table(f"classify/{name}/{t}") for t in EVALUATION_TABLES
-              if f"classify/{name}/{t}" in res.products}
-    if "confusion" not in frames:
+    report = stored_report(res, name)
+    if report is None:
         return []
-    report = ClassificationReport.from_frames(frames)
     table = res.table(f"classify/{name}")
     labelled = table[table["label"].notna()].sort_values("id")
     cube, catalog = galclust.open_cube(store), open_catalog(store)
@@ -281,9 +285,7 @@ def write_pictures(store: str, results: str, run_id: str, name: str, folder: str
     cmd = regions = None
     test = (labelled["split"] == "test").to_numpy()
     if stamps.shape[1] >= 2 and test.any():
-        f = cutout_features(stamps)
-        colour = (f["mag_tot_0"] - f["mag_tot_1"]).to_numpy()
-        mag = f["mag_tot_1"].to_numpy()
+        colour, mag = colour_magnitude(stamps)
         try:
             regions, relation = colour_regions(colour, mag)
         except InputError as exc:  # too few red sources for a sequence: no diagram

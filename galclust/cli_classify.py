@@ -30,14 +30,12 @@ examples:
 
 def _report_text(res: Any, name: str) -> str:
     """The stored evaluation, as the research printed it."""
-    from galclust.evaluation.classify import ClassificationReport
+    from galclust.classify_stage import stored_report
 
-    frames = {t: res.table(f"classify/{name}/{t}") for t in
-              ("confusion", "per_class", "by_region", "reliability", "summary")
-              if f"classify/{name}/{t}" in res.products}
-    if "confusion" not in frames:
+    report = stored_report(res, name)
+    if report is None:
         return "(no evaluation: --test-fraction 0 trains on every labelled source)"
-    return ClassificationReport.from_frames(frames).to_text()
+    return report.to_text()
 
 
 def cmd_classify(args: argparse.Namespace) -> int:

@@ -270,7 +270,7 @@ class Query:
     def _class_ids(self, name: str, value: str | None) -> pd.DataFrame:
         """Sources of classification ``name`` predicted ``value`` (default: the positive
         class of a binary one)."""
-        from galclust.classify.labels import POSITIVE, label_text
+        from galclust.classify.labels import label_text, positive_class
 
         known = self._classifications()
         if name not in known:
@@ -280,11 +280,10 @@ class Query:
         table = self._table(f"classify/{name}")
         classes = [c[2:] for c in table.columns if str(c).startswith("p_")]
         if value is None:
-            positive = [c for c in classes if c.lower() in POSITIVE]
-            if len(classes) != 2 or len(positive) != 1:
+            value = positive_class(classes)
+            if value is None:
                 raise InputError(f"--class {name}: say which class, {name}=VALUE; its "
                                  f"classes are {classes}.")
-            value = positive[0]
         value = label_text(value)
         if value not in classes:
             raise InputError(f"--class {name}={value}: not one of its classes {classes}.")

@@ -17,7 +17,7 @@ import pandas as pd
 from galclust.classify import defaults
 from galclust.errors import InputError, did_you_mean
 
-__all__ = ["POSITIVE", "class_labels", "label_text", "product_name"]
+__all__ = ["POSITIVE", "class_labels", "label_text", "positive_class", "product_name"]
 
 #: Values read as the positive class of a binary label (``--class member`` selects them).
 POSITIVE = ("1", "yes", "true", "y", "t", "member")
@@ -37,6 +37,14 @@ def label_text(value: Any) -> str:
     except ValueError:
         return text
     return str(int(number)) if number.is_integer() else text
+
+
+def positive_class(classes: Any) -> Any:
+    """The positive class of a binary classification (``1``, ``yes``, ``member`` ...), or
+    None (more or fewer than two classes, or no single one reads as positive)."""
+    classes = list(classes)
+    hits = [c for c in classes if str(c).lower() in POSITIVE]
+    return hits[0] if len(classes) == 2 and len(hits) == 1 else None
 
 
 def product_name(name: str) -> str:

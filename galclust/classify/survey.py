@@ -158,9 +158,11 @@ def classification_table(proba: pd.DataFrame, classes: Any, *, model_id: str,
                         })
     for c in classes:
         out[f"p_{c}"] = proba[f"p_{c}"].to_numpy()
-    lab = {} if labels is None else dict(zip(labels["id"], labels["label"], strict=True))
-    out["label"] = pd.array([lab.get(int(i)) for i in out["id"]], dtype="string")
-    out["split"] = pd.array([(split or {}).get(int(i), "") for i in out["id"]], dtype="string")
+    lab = pd.Series(dtype="string") if labels is None else \
+        pd.Series(labels["label"].to_numpy(), index=labels["id"].to_numpy(), dtype="string")
+    out["label"] = out["id"].map(lab).astype("string")
+    out["split"] = out["id"].map(pd.Series(split or {}, dtype="string")).fillna("") \
+        .astype("string")
     low = proba["coverage"].to_numpy() < MIN_COVERAGE
     out["flag"] = pd.array(np.where(low, "low_coverage", ""), dtype="string")
     out["model"] = pd.array([model_id] * len(out), dtype="string")
