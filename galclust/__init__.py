@@ -8,6 +8,8 @@ The public API (stable; see the README):
 - :func:`open_results` — a published run of a results store.
 - :class:`SourceClassifier` — any labelled property of sources, learnt from
   their cutouts (a residual CNN or gradient boosting on cutout features).
+- :func:`detect`, :func:`morphology`, :func:`estimate_noise` — sources,
+  colour-aware deblending and statmorph-definition morphology from arrays.
 """
 
 from __future__ import annotations
@@ -37,6 +39,9 @@ _LAZY = {
     "open_results": "galclust.store.results",
     "query": "galclust.query",
     "SourceClassifier": "galclust.classify.estimator",
+    "detect": "galclust.sources.detection",
+    "morphology": "galclust.sources.morphology",
+    "estimate_noise": "galclust.sources.noise",
 }
 
 __all__ = [
