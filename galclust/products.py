@@ -21,10 +21,16 @@ __all__ = [
     "COMPONENTS",
     "COMPOSITES",
     "COMPOSITES_SCHEMA",
+    "DETECT_PRODUCTS",
+    "DETECT_SEG",
+    "DETECT_SOURCES",
     "EMBEDDING",
     "FOOTPRINTS",
     "GALAXIES",
     "GALAXIES_SCHEMA",
+    "MORPHOLOGY",
+    "MORPHOLOGY_COLUMNS",
+    "MORPHOLOGY_PRODUCTS",
     "PIXEL_PRODUCTS",
     "PIXEL_TABLES",
     "SCHEMAS",
@@ -43,6 +49,18 @@ PIXEL_PRODUCTS = (*PIXEL_TABLES, FOOTPRINTS)
 #: Catalog stage: per-source spurious table, per-component summary, the embedding (zarr).
 SPURIOUS, COMPONENTS, EMBEDDING = "catalog_spurious", "catalog_components", "catalog_embedding"
 CATALOG_PRODUCTS = (SPURIOUS, COMPONENTS, EMBEDDING)
+
+#: Detection: the source table and the (y, x) map (zarr) of the detect stage.
+DETECT_SOURCES, DETECT_SEG = "detect/sources", "detect/seg"
+DETECT_PRODUCTS = (DETECT_SOURCES, DETECT_SEG)
+#: Morphology, one table per level: catalog segments, detections, SED clusters.
+MORPHOLOGY_PRODUCTS = {"galaxies": "morphology/galaxies",
+                       "detections": "morphology/detections",
+                       "clusters": "morphology/clusters"}
+MORPHOLOGY = MORPHOLOGY_PRODUCTS["galaxies"]
+#: The measurements of a morphology table (statmorph's definitions), queryable by range.
+MORPHOLOGY_COLUMNS = ("gini", "m20", "concentration", "asymmetry", "smoothness", "r20", "r80",
+                      "r_petro", "axis_ratio", "position_angle")
 
 _STR = pd.StringDtype("pyarrow")
 #: One row per galaxy.

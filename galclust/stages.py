@@ -37,7 +37,14 @@ import pandas as pd
 import xarray as xr
 
 from galclust.errors import InputError
-from galclust.options import CatalogOptions, ClassifyOptions, PixelOptions, RunSettings
+from galclust.options import (
+    CatalogOptions,
+    ClassifyOptions,
+    DetectOptions,
+    MorphologyOptions,
+    PixelOptions,
+    RunSettings,
+)
 from galclust.pipeline import (
     StagePlan,
     finish_run,
@@ -48,7 +55,12 @@ from galclust.pipeline import (
     run_catalog_stage,
     run_pixels_stage,
 )
-from galclust.products import CATALOG_PRODUCTS, PIXEL_PRODUCTS
+from galclust.products import (
+    CATALOG_PRODUCTS,
+    DETECT_PRODUCTS,
+    MORPHOLOGY_PRODUCTS,
+    PIXEL_PRODUCTS,
+)
 from galclust.store.cube import open_catalog, open_cube, open_labels
 from galclust.store.results import RunWriter, default_results_url
 
@@ -84,6 +96,9 @@ class RunInputs:
     class_labels : pandas.DataFrame, optional
         The classification labels (id, label), read and checked when the
         classify stage is planned.
+    plans : dict
+        The plans of the stages planned so far in this run (a stage whose
+        products depend on an earlier stage's keys on its plan).
     """
 
     store: str
@@ -93,6 +108,7 @@ class RunInputs:
     labels_url: str | None = None
     footprints: pd.DataFrame | None = None
     class_labels: pd.DataFrame | None = None
+    plans: dict[str, StagePlan] = field(default_factory=dict)
 
     @classmethod
     def open(cls, store: str, results: str | None = None, *,
@@ -141,6 +157,25 @@ class Stage(abc.ABC):
         """Carry out ``plan`` into ``run``; returns the stage's summary."""
 
 
+class DetectStage(Stage):
+    """Detection and deblending over the cube's tiles (:mod:`galclust.sources`)."""
+
+    name = "detect"
+    options = DetectOptions
+    products = DETECT_PRODUCTS
+
+    def plan(self, inputs: RunInputs, options: DetectOptions, **selection: Any) -> StagePlan:
+        from galclust.sources_stage import plan_detect
+
+        return plan_detect(inputs, options)
+
+    def run(self, inputs: RunInputs, run: RunWriter, plan: StagePlan, options: DetectOptions,
+            *, client: Any = None, **selection: Any) -> dict[str, Any]:
+        from galclust.sources_stage import run_detect_stage
+
+        return run_detect_stage(inputs, run, plan, options, client=client)
+
+
 class PixelStage(Stage):
     """Pixel-SED clustering of every (selected) galaxy (:mod:`galclust.pixels`)."""
 
@@ -159,6 +194,27 @@ class PixelStage(Stage):
         params = {**options.kwargs(), **_selection(selection)}
         return run_pixels_stage(inputs.cube, inputs.catalog, run, plan, params, client=client,
                                 footprints=inputs.footprints)
+
+
+class MorphologyStage(Stage):
+    """Gini, M20, CAS and Petrosian radii per galaxy, detection and SED cluster."""
+
+    name = "morphology"
+    options = MorphologyOptions
+    products = tuple(MORPHOLOGY_PRODUCTS.values())
+
+    def plan(self, inputs: RunInputs, options: MorphologyOptions,
+             **selection: Any) -> StagePlan:
+        from galclust.sources_stage import plan_morphology
+
+        return plan_morphology(inputs, options, inputs.plans)
+
+    def run(self, inputs: RunInputs, run: RunWriter, plan: StagePlan,
+            options: MorphologyOptions, *, client: Any = None,
+            **selection: Any) -> dict[str, Any]:
+        from galclust.sources_stage import run_morphology_stage
+
+        return run_morphology_stage(inputs, run, plan, options, client=client)
 
 
 class CatalogStage(Stage):
@@ -217,7 +273,8 @@ class ClassifyStage(Stage):
 
 
 #: Every stage, in run order. Adding a stage: one Stage subclass and one line here.
-STAGES: dict[str, Stage] = {s.name: s for s in (PixelStage(), CatalogStage(), ClassifyStage())}
+STAGES: dict[str, Stage] = {s.name: s for s in (
+    DetectStage(), PixelStage(), MorphologyStage(), CatalogStage(), ClassifyStage())}
 
 
 def _selection(selection: dict[str, Any]) -> dict[str, Any]:
@@ -248,7 +305,7 @@ def begin(inputs: RunInputs, settings: RunSettings, *, stages: Sequence[str] | N
     run = RunWriter.begin(inputs.results, params={
         "store": inputs.store, **(params or {}), "settings": settings.to_dict(),
         **({"selection": _selection(selection)} if _selection(selection) else {})})
-    plans = {}
+    plans = inputs.plans = {}
     for name in names:
         if name in settings.skip:  # its last products are carried: the user chose so
             plans[name] = StagePlan(name, "", "skip", reason="skipped by the run settings")

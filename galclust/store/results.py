@@ -112,6 +112,19 @@ def _copy_tree(src: str, dst: str) -> None:
             shutil.copy2(a, b)
 
 
+@dataclass(frozen=True)
+class TableReader:
+    """Rows of one parquet table product by id, read inside a task (picklable)."""
+
+    url: str
+
+    def __call__(self, ids: Any, columns: list[str] | None = None) -> pd.DataFrame:
+        fs, path = get_fs(self.url)
+        ids = [int(i) for i in ids]
+        return pd.read_parquet(path, filesystem=fs, columns=columns,
+                               filters=[("id", "in", ids)] if ids else None)
+
+
 @dataclass
 class RunWriter:
     """Writes one run of a results store; nothing is visible until :meth:`publish`.
@@ -211,6 +224,33 @@ class RunWriter:
         with _quiet_zarr():
             return ds.to_zarr(_zarr_store(url), mode="w", compute=compute, consolidated=True,
                               zarr_format=3)
+
+    def seg_target(self, name: str, shape: tuple[int, int], tile: int) -> Any:
+        """Create an empty (y, x) ``seg`` dataset as product ``name``, to be written tile
+        by tile (:class:`~galclust.store.segmaps.ZarrSegTarget`)."""
+        from galclust.store.segmaps import create_seg_dataset
+
+        rel = self._path(name, ".zarr")
+        self.products[name] = {"kind": "dataset", "path": rel}
+        return create_seg_dataset(join(self.url, rel), shape, tile)
+
+    def dataset(self, name: str) -> xr.Dataset:
+        """Open a dataset product of this run (written or inherited), lazily."""
+        if self.products.get(name, {}).get("kind") != "dataset":
+            raise KeyError(f"run {self.run_id} of {self.url} has no dataset {name!r}.")
+        from galclust.store.cube import _quiet_zarr, _zarr_store
+
+        rel = check_product_path(self.products[name]["path"], where=self.url)
+        with _quiet_zarr():
+            return xr.open_zarr(_zarr_store(join(self.url, rel)), consolidated=True,
+                                zarr_format=3)
+
+    def reader(self, name: str) -> TableReader:
+        """A picklable reader of rows of table ``name`` by id (for tasks)."""
+        if self.products.get(name, {}).get("kind") != "table":
+            raise KeyError(f"run {self.run_id} of {self.url} has no table {name!r}.")
+        return TableReader(join(self.url, check_product_path(self.products[name]["path"],
+                                                             where=self.url)))
 
     def write_files(self, name: str, files: Mapping[str, bytes]) -> None:
         """Write a few named files as one product (a trained model and its JSON card)."""

@@ -1,0 +1,17 @@
+"""Defaults of detection and morphology, declared once (the options and the functions
+read them from here)."""
+
+from __future__ import annotations
+
+#: Detection threshold (sigma of the multi-band detection image) and fewest pixels.
+NSIGMA = 2.0
+NPIXELS = 5
+#: Deblending methods; ``"colour"`` uses the pixels' SED shapes as well as topography.
+DEBLENDS = ("colour", "watershed", "none")
+DEBLEND = "colour"
+#: Pixels read around each detection tile.
+HALO = 64
+#: What the morphology stage measures: catalog segments, detections, SED clusters.
+LEVELS = ("galaxies", "detections", "clusters")
+#: Pixels read around each segment for morphology.
+MARGIN = 16
