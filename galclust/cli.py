@@ -230,6 +230,9 @@ def build_parser() -> argparse.ArgumentParser:
     from galclust.query_cli import add_query_parser
 
     add_classify_parser(sub)
+    from galclust.cli_sources import add_sources_parsers
+
+    add_sources_parsers(sub)
 
     add_query_parser(sub)
     return parser

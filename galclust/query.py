@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
@@ -26,7 +26,14 @@ import xarray as xr
 from galclust.errors import InputError, check_choice
 from galclust.pixels.flags import PixelFlag
 from galclust.pixels.survey import COMPOSITES_SCHEMA, decode_labels, empty_frame
-from galclust.products import COMPOSITES, GALAXIES, SPURIOUS, STAMPS
+from galclust.products import (
+    COMPOSITES,
+    GALAXIES,
+    MORPHOLOGY,
+    MORPHOLOGY_COLUMNS,
+    SPURIOUS,
+    STAMPS,
+)
 from galclust.sky import separation_arcsec
 from galclust.store.cube import open_catalog, open_cube
 from galclust.store.results import Results, open_results
@@ -254,6 +261,13 @@ class Query:
                 df = df.rename(columns=rename).drop(columns=["tile"], errors="ignore")
                 df = df.drop(columns=[c for c in df.columns if c != "id" and c in out])
                 out = out.merge(_nullable(df), on="id", how="left")
+        morph = self._table(MORPHOLOGY, ids)
+        if morph is not None:
+            morph = morph.rename(columns={"flag": "morph_flag", "band": "morph_band",
+                                          "flag_reason": "morph_reason"})
+            keep = ["id", *[c for c in (*MORPHOLOGY_COLUMNS, "morph_flag", "morph_band")
+                            if c in morph and c not in out]]
+            out = out.merge(_nullable(morph[keep]), on="id", how="left")
         for name in self._classifications():
             df = self._table(f"classify/{name}", ids, columns=["id", "class", "probability"])
             out = out.merge(_nullable(df.rename(columns={"class": f"{name}_class",
@@ -350,7 +364,8 @@ class Query:
     def select(self, *, n_clusters: int | tuple[int, int] | None = None,
                spurious: bool | None = None, z: tuple[float, float] | None = None,
                flags: bool | str | Sequence[str] | None = None,
-               classified: tuple[str, str | None] | None = None) -> pd.DataFrame:
+               classified: tuple[str, str | None] | None = None,
+               morphology: Mapping[str, Any] | None = None) -> pd.DataFrame:
         """Sources matching every given criterion (all sources if none), sorted by id.
 
         Parameters
@@ -368,6 +383,10 @@ class Query:
         classified : (name, class), optional
             Predicted ``class`` in classification ``name`` (``classify/<name>``);
             class None: the positive class of a binary classification.
+        morphology : mapping, optional
+            Column of ``morphology/galaxies`` (:data:`MORPHOLOGY_COLUMNS`) -> a
+            value or (min, max) range, e.g. ``{"gini": (0.5, None)}``; flagged
+            rows (NaN) never match.
 
         Raises
         ------
@@ -395,5 +414,11 @@ class Query:
             picks.append(self.catalog[self.catalog["z"].between(*_range("z", z))])
         if classified is not None:
             picks.append(self._class_ids(*classified))
+        for column, value in (morphology or {}).items():
+            check_choice("morphology", column, MORPHOLOGY_COLUMNS)
+            lo, hi = _range(column, value)
+            f = [(column, op, v) for op, v in ((">=", lo), ("<=", hi)) if math.isfinite(v)]
+            picks.append(self._table(MORPHOLOGY, need=f"--{column.replace('_', '-')}",
+                                     columns=["id"], filters=f))
         ids = [df["id"].to_numpy(np.int64) for df in picks]
         return self.sources(functools.reduce(np.intersect1d, ids) if ids else None)

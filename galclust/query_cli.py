@@ -10,6 +10,7 @@ import pandas as pd
 
 from galclust.argtypes import run_id, whole
 from galclust.errors import InputError, did_you_mean
+from galclust.products import MORPHOLOGY_COLUMNS
 from galclust.query import Query, to_json
 from galclust.store.results import default_results_url
 from galclust.store.urls import write_bytes
@@ -18,7 +19,10 @@ __all__ = ["add_query_parser", "cmd_query"]
 
 #: Columns the command line prints by default (those present).
 DEFAULT_COLUMNS = ["id", "ra", "dec", "sep_arcsec", "z", "n_pixels", "n_clusters",
-                   "flag_names", "p_spurious", "spurious", "spurious_reason"]
+                   "flag_names", "p_spurious", "spurious", "spurious_reason", "gini", "m20",
+                   "asymmetry"]
+#: Morphology ranges listed in --help (the others work too: --r20, --r80, --smoothness, ...).
+SHOWN = ("gini", "m20", "concentration", "asymmetry", "r_petro", "axis_ratio")
 
 
 EPILOG = """\
@@ -34,6 +38,10 @@ examples:
   galclust query --results field-results --flags TOO_FEW_PIXELS --columns all --limit 20
   galclust query --results field-results --class member
       sources the classification "member" (galclust classify) calls members
+  galclust query --results field-results --gini 0.5: --asymmetry :0.2
+      by morphology (galclust morphology): Gini >= 0.5 and asymmetry <= 0.2;
+      also --m20, --concentration, --smoothness, --r20, --r80, --r-petro,
+      --axis-ratio, --position-angle
 
 Answers come from the last published run (or --run ID); a run still being
 written is never read. Without --id, --cone or a selection, all sources are listed.
@@ -59,6 +67,10 @@ def add_query_parser(subparsers: Any) -> argparse.ArgumentParser:
     arg("--flags", metavar="any|none|NAME,...", help="pixel flags, e.g. TOO_FEW_PIXELS")
     arg("--class", dest="class_", metavar="NAME[=VALUE]",
         help="predicted class of classification NAME (default: its positive class)")
+    for column in MORPHOLOGY_COLUMNS:
+        arg(f"--{column.replace('_', '-')}", metavar="A[:B]", dest=f"morph_{column}",
+            help=argparse.SUPPRESS if column not in SHOWN else
+            f"{column.replace('_', ' ')} of morphology/galaxies: A, A:B, A: or :B")
     arg("--format", default="table", choices=("table", "json", "png"),
         help="png draws one galaxy (default: %(default)s)")
     arg("--output", metavar="FILE", help="local or s3:// (default: stdout; png: ID_METHOD_RUN.png)")
@@ -113,8 +125,10 @@ def cmd_query(args: argparse.Namespace) -> int:
     """Run ``galclust query`` (see :func:`add_query_parser`); returns the exit status."""
     if not (args.results or args.store):
         raise InputError("give --results URL (results store) or --store URL (its cube store).")
-    sel = any(getattr(args, k) for k in ("n_clusters", "spurious", "z_range", "flags",
-                                          "class_"))
+    morph = {c: _pair(getattr(args, f"morph_{c}"), ":", f"--{c.replace('_', '-')}")
+             for c in MORPHOLOGY_COLUMNS if getattr(args, f"morph_{c}", None)}
+    sel = bool(morph) or any(getattr(args, k) for k in ("n_clusters", "spurious", "z_range",
+                                                        "flags", "class_"))
     modes = [m for m, on in (("--id", args.id is not None), ("--cone", args.cone),
                              ("a selection", sel)) if on]
     if len(modes) > 1:
@@ -147,7 +161,7 @@ def cmd_query(args: argparse.Namespace) -> int:
         flags = args.flags and {"any": True, "none": False}.get(args.flags.lower(),
                                                                 args.flags.split(","))
         cls = None if not args.class_ else (*args.class_.split("=", 1), None)[:2]
-        df = q.select(n_clusters=n, z=z, flags=flags, classified=cls,
+        df = q.select(n_clusters=n, z=z, flags=flags, classified=cls, morphology=morph or None,
                       spurious=None if args.spurious is None else args.spurious == "yes")
     n_rows, df = len(df), df if args.limit is None else df.head(args.limit)
     if args.format == "json":
