@@ -13,7 +13,7 @@ A survey manifest is a TOML file written by the user::
     unit = "nJy"                # recommended; see FLUX_UNITS
     # sci_hdu / err_hdu / weight_hdu: HDU index or name (default: first with data)
 
-    [segmentation]
+    [segmentation]              # the survey's own segmentation map and catalog ...
     path = "seg.fits"
 
     [catalog]
@@ -29,6 +29,30 @@ A survey manifest is a TOML file written by the user::
     reliable = "reliable"
     reason = "reason"
 
+A survey that brings no segmentation map and no catalog leaves out both
+``[segmentation]`` and ``[catalog]`` (giving only one of them is an error):
+ingest then detects the sources on the cube it writes
+(:mod:`galclust.store.ingest_detect`), with the options of an optional
+``[detection]`` table (:class:`galclust.options.DetectOptions`). A band
+without an error or weight map (or with ``err = "estimate"``) gets errors
+estimated from its image (:func:`galclust.sources.estimate_noise`)::
+
+    [survey]
+    name = "deep-field"
+
+    [[bands]]
+    name = "F150W"
+    wavelength = 1.501
+    sci = "f150w_sci.fits"
+    err = "estimate"            # or leave out err and weight: the same
+    unit = "nJy"
+
+    [detection]                 # optional; any of (defaults: DetectOptions)
+    nsigma = 2.5                # threshold, sigma of the multi-band S/N stack
+    npixels = 5                 # fewest connected pixels of a source
+    deblend = "colour"          # "colour", "watershed" or "none"
+    halo = 64                   # pixels read around each detection tile
+
 Paths may be local or ``s3://bucket/key``. Every key is checked: a misspelt
 key raises :class:`~galclust.errors.ManifestError` naming the file, the table
 and the closest valid key.
@@ -42,15 +66,19 @@ import os
 import tomllib
 import warnings
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from galclust.errors import GalclustWarning, ManifestError, did_you_mean
 from galclust.paths import is_url, local_path
+
+if TYPE_CHECKING:
+    from galclust.options import DetectOptions
 
 __all__ = [
     "FLUX_UNITS",
     "BandSpec",
     "CatalogSpec",
+    "ESTIMATE",
     "LabelsSpec",
     "Manifest",
     "SegmentationSpec",
@@ -69,6 +97,10 @@ __all__ = [
 #: ``e-/s``, ``DN/s``. Another unit is recorded as given, with a warning.
 FLUX_UNITS: tuple[str, ...] = ("nJy", "uJy", "mJy", "Jy", "MJy/sr", "nanomaggy", "e-/s",
                                "DN/s")
+
+
+#: ``err = "estimate"``: the band's errors are estimated from its image.
+ESTIMATE = "estimate"
 
 
 def _resolve(path: str, base: str) -> str:
@@ -94,10 +126,12 @@ class BandSpec:
     sci : str
         Science image path or URL.
     err : str, optional
-        1-sigma error image (same units as ``sci``).
+        1-sigma error image (same units as ``sci``), or :data:`ESTIMATE`
+        (``"estimate"``): errors estimated from the science image.
     weight : str, optional
         Inverse-variance weight image; converted to an error ``1/sqrt(w)``.
-        Exactly one of ``err`` and ``weight`` is required.
+        At most one of ``err`` and ``weight``; with neither, the errors are
+        estimated from the science image (as with ``err = "estimate"``).
     unit : str
         Flux unit of ``sci``, one of :data:`FLUX_UNITS` (recorded in the cube;
         "" = not given, which ingest warns about, as about an unknown unit).
@@ -116,17 +150,28 @@ class BandSpec:
     weight_hdu: int | str | None = None
 
     @property
-    def noise_path(self) -> str:
-        """The error or weight path, whichever is given."""
-        return self.err if self.err is not None else self.weight  # type: ignore[return-value]
+    def estimated(self) -> bool:
+        """Whether the errors are estimated from the image (no error or weight map)."""
+        return self.err == ESTIMATE or (self.err is None and self.weight is None)
+
+    @property
+    def noise_path(self) -> str | None:
+        """The error or weight path, whichever is given (None when estimated)."""
+        if self.estimated:
+            return None
+        return self.err if self.err is not None else self.weight
 
     @property
     def noise_kind(self) -> str:
-        """``"err"`` or ``"weight"``."""
+        """``"err"``, ``"weight"`` or ``"estimate"``."""
+        if self.estimated:
+            return ESTIMATE
         return "err" if self.err is not None else "weight"
 
     @property
     def noise_hdu(self) -> int | str | None:
+        if self.estimated:
+            return None
         return self.err_hdu if self.err is not None else self.weight_hdu
 
 
@@ -162,15 +207,37 @@ class LabelsSpec:
 
 @dataclass(frozen=True)
 class Manifest:
-    """A validated survey manifest (see the module docstring for the format)."""
+    """A validated survey manifest (see the module docstring for the format).
+
+    ``segmentation`` and ``catalog`` are both given or both None (galclust
+    detects the sources, with ``detection``: None = the default options).
+    """
 
     name: str
     bands: tuple[BandSpec, ...]
-    segmentation: SegmentationSpec
-    catalog: CatalogSpec
+    segmentation: SegmentationSpec | None = None
+    catalog: CatalogSpec | None = None
     labels: LabelsSpec | None = None
     source: str = "<memory>"
     extra: dict[str, Any] = field(default_factory=dict)
+    detection: DetectOptions | None = None
+
+    @property
+    def detects(self) -> bool:
+        """Whether ingest detects the sources (no segmentation map and catalog given)."""
+        return self.segmentation is None
+
+    @property
+    def detect_options(self) -> DetectOptions:
+        """The ``[detection]`` options, defaults filled in."""
+        from galclust.options import DetectOptions
+
+        return self.detection if self.detection is not None else DetectOptions()
+
+    @property
+    def estimated_bands(self) -> list[str]:
+        """The bands whose errors are estimated from the image."""
+        return [b.name for b in self.bands if b.estimated]
 
     @property
     def band_names(self) -> list[str]:
@@ -181,13 +248,17 @@ class Manifest:
         return [b.wavelength for b in self.bands]
 
     def input_paths(self) -> dict[str, str]:
-        """Every input file, keyed by what it is (``"F150W.sci"``, ``"seg"``, ...)."""
+        """Every input file, keyed by what it is (``"F150W.sci"``, ``"seg"``, ...);
+        what is absent (an estimated error, a segmentation map galclust makes) is left out."""
         paths: dict[str, str] = {}
         for b in self.bands:
             paths[f"{b.name}.sci"] = b.sci
-            paths[f"{b.name}.{b.noise_kind}"] = b.noise_path
-        paths["seg"] = self.segmentation.path
-        paths["catalog"] = self.catalog.path
+            if b.noise_path is not None:
+                paths[f"{b.name}.{b.noise_kind}"] = b.noise_path
+        if self.segmentation is not None:
+            paths["seg"] = self.segmentation.path
+        if self.catalog is not None:
+            paths["catalog"] = self.catalog.path
         if self.labels is not None:
             paths["labels"] = self.labels.path
         return paths
@@ -200,8 +271,12 @@ class Manifest:
 
         out: dict[str, Any] = {"survey": {"name": self.name, **self.extra}}
         out["bands"] = [clean(b) for b in self.bands]
-        out["segmentation"] = clean(self.segmentation)
-        out["catalog"] = clean(self.catalog)
+        if self.segmentation is not None:
+            out["segmentation"] = clean(self.segmentation)
+        if self.catalog is not None:
+            out["catalog"] = clean(self.catalog)
+        if self.detection is not None:
+            out["detection"] = dataclasses.asdict(self.detection)
         if self.labels is not None:
             out["labels"] = clean(self.labels)
         return out
@@ -236,7 +311,7 @@ def _build(cls: type, table: Any, where: str, source: str, base: str,
     return cls(**values)
 
 
-_TOP = {"survey", "bands", "segmentation", "catalog", "labels"}
+_TOP = {"survey", "bands", "segmentation", "catalog", "labels", "detection"}
 
 
 def manifest_from_dict(data: dict[str, Any], *, source: str = "<memory>",
@@ -259,7 +334,8 @@ def manifest_from_dict(data: dict[str, Any], *, source: str = "<memory>",
     Raises
     ------
     ManifestError
-        On an unknown or missing key, a bad value or duplicate band names.
+        On an unknown or missing key, a bad value, duplicate band names, only
+        one of ``[segmentation]`` and ``[catalog]``, or a bad ``[detection]`` option.
     """
     for key in data:
         if key not in _TOP:
@@ -267,9 +343,15 @@ def manifest_from_dict(data: dict[str, Any], *, source: str = "<memory>",
                 f"{source}: unknown top-level table [{key}]." + did_you_mean(key, _TOP)
                 + f" Valid tables: {', '.join(sorted(_TOP))}."
             )
-    for key in ("bands", "segmentation", "catalog"):
-        if key not in data:
-            raise ManifestError(f"{source}: the manifest has no [{key}] table; add one.")
+    if "bands" not in data:
+        raise ManifestError(f"{source}: the manifest has no [bands] table; add one.")
+    if ("segmentation" in data) != ("catalog" in data):
+        given, absent = (("segmentation", "catalog") if "segmentation" in data
+                         else ("catalog", "segmentation"))
+        raise ManifestError(
+            f"{source}: the manifest has a [{given}] table but no [{absent}]; give both (the "
+            "survey's segmentation map and the catalog of its sources) or neither (galclust "
+            "then detects the sources, with the options of an optional [detection] table).")
     survey = dict(data.get("survey", {}))
     name = survey.pop("name", None)
     if not name:
@@ -280,11 +362,14 @@ def manifest_from_dict(data: dict[str, Any], *, source: str = "<memory>",
     bands = []
     for i, b in enumerate(bands_raw):
         where = f"bands][{i}"
-        spec = _build(BandSpec, b, where, source, base, ("sci", "err", "weight"))
-        if (spec.err is None) == (spec.weight is None):
+        estimate = isinstance(b, dict) and b.get("err") == ESTIMATE
+        spec = _build(BandSpec, b, where, source, base,
+                      ("sci", "weight") if estimate else ("sci", "err", "weight"))
+        if spec.err is not None and spec.weight is not None:
             raise ManifestError(
                 f"{source}: band {spec.name!r} must give exactly one of 'err' (1-sigma "
-                "error image) or 'weight' (inverse-variance image)."
+                "error image) or 'weight' (inverse-variance image), or neither (or "
+                f"err = {ESTIMATE!r}) to have the errors estimated from the science image."
             )
         try:
             wl = float(spec.wavelength)
@@ -303,13 +388,46 @@ def manifest_from_dict(data: dict[str, Any], *, source: str = "<memory>",
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise ManifestError(f"{source}: band names must be unique; repeated: {dupes}.")
-    seg = _build(SegmentationSpec, data["segmentation"], "segmentation", source, base, ("path",))
-    cat = _build(CatalogSpec, data["catalog"], "catalog", source, base, ("path",))
+    seg = cat = None
+    if "segmentation" in data:
+        seg = _build(SegmentationSpec, data["segmentation"], "segmentation", source, base,
+                     ("path",))
+        cat = _build(CatalogSpec, data["catalog"], "catalog", source, base, ("path",))
+    detection = _detection(data["detection"], source, seg is not None) \
+        if "detection" in data else None
     labels = None
     if "labels" in data:
         labels = _build(LabelsSpec, data["labels"], "labels", source, base, ("path",))
     return Manifest(name=str(name), bands=tuple(bands), segmentation=seg, catalog=cat,
-                    labels=labels, source=source, extra=survey)
+                    labels=labels, source=source, extra=survey, detection=detection)
+
+
+def _detection(table: Any, source: str, has_segmentation: bool) -> DetectOptions:
+    """The ``[detection]`` table as :class:`~galclust.options.DetectOptions`."""
+    from galclust.errors import InputError
+    from galclust.options import DetectOptions
+
+    if not isinstance(table, dict):
+        raise ManifestError(f"{source}: [detection] must be a table, got "
+                            f"{type(table).__name__}.")
+    if has_segmentation:
+        raise ManifestError(
+            f"{source}: [detection] sets how galclust detects sources, but the manifest gives "
+            "a [segmentation] map and a [catalog], so ingest detects nothing; remove "
+            "[detection], or remove [segmentation] and [catalog] to have galclust detect.")
+    known = [f.name for f in dataclasses.fields(DetectOptions)]
+    for key in table:
+        if key not in known:
+            raise ManifestError(f"{source}: unknown key {key!r} in [detection]."
+                                + did_you_mean(key, known) + f" Valid keys: {', '.join(known)}.")
+    nsigma = table.get("nsigma", 1.0)
+    if isinstance(nsigma, bool) or not isinstance(nsigma, int | float):
+        raise ManifestError(f"{source}: [detection] nsigma={nsigma!r} must be a number > 0 "
+                            "(the threshold in sigma, e.g. 2.5).")
+    try:
+        return DetectOptions(**table)
+    except (InputError, TypeError, ValueError) as exc:
+        raise ManifestError(f"{source}: [detection]: {exc}") from None
 
 
 def load_manifest(path: str | os.PathLike[str]) -> Manifest:

@@ -7,6 +7,10 @@ The block tasks (all bands x a row of square tiles) each read only their block
 from every FITS file and write whole zarr chunks, so no two tasks write the
 same chunk and memory is bounded by the block, not by the mosaic. The layout of
 the store is described in :mod:`galclust.store.cube`.
+
+A survey without a segmentation map and catalog is detected once its bands
+are written, and a band without an error or weight map gets errors estimated
+from its image (:mod:`galclust.store.ingest_detect`).
 """
 
 from __future__ import annotations
@@ -44,10 +48,19 @@ from galclust.store.fits import (
     grid_offset,
     image_info,
 )
+from galclust.store.ingest_detect import (
+    MADE_BY,
+    detect_into_cube,
+    detect_part,
+    detected_inputs,
+    estimated_inputs,
+    noise_attrs,
+    write_table,
+)
 from galclust.store.safety import claim_store
 from galclust.store.sanity import check_pixels
 from galclust.store.tables import normalise_catalog, read_table
-from galclust.store.urls import check_writable, get_fs, is_url, join
+from galclust.store.urls import check_writable, get_fs, join
 
 __all__ = ["COMPRESSIONS", "DEFAULT_COMPRESSION", "IngestReport", "ingest"]
 
@@ -60,23 +73,26 @@ _WCS_TOLERANCE_PX = 0.01
 class _Inputs:
     manifest: Manifest
     sci: list[ImageInfo]
-    noise: list[ImageInfo]
-    seg: ImageInfo
-    catalog: pd.DataFrame
+    noise: list[ImageInfo | None]  # None: estimated from the image
+    seg: ImageInfo | None  # None (with catalog): galclust detects
+    catalog: pd.DataFrame | None
     labels: pd.DataFrame | None
     shape: tuple[int, int]
 
 
 def _validate(manifest: Manifest) -> _Inputs:
     """Open every header and table and check they fit together; no pixel is read."""
-    sci, noise = [], []
+    sci: list[ImageInfo] = []
+    noise: list[ImageInfo | None] = []
     for b in manifest.bands:
         sci.append(image_info(b.sci, b.sci_hdu, what=f"band {b.name} sci image"))
-        noise.append(image_info(b.noise_path, b.noise_hdu,
-                                what=f"band {b.name} {b.noise_kind} image"))
+        noise.append(None if b.estimated else image_info(
+            b.noise_path, b.noise_hdu, what=f"band {b.name} {b.noise_kind} image"))
     ref = sci[0]
     for b, s, n in zip(manifest.bands, sci, noise, strict=True):
         for info, kind in ((s, "sci"), (n, b.noise_kind)):
+            if info is None:
+                continue
             if info.shape != ref.shape:
                 raise InputError(
                     f"{_what(b.name, kind, info.path)} is {info.shape[1]}x{info.shape[0]} px but "
@@ -92,6 +108,14 @@ def _validate(manifest: Manifest) -> _Inputs:
                     f"(offset up to {off:.3g} px). galclust does not reproject; resample the "
                     "mosaics onto a common grid first (e.g. with reproject or SWarp)."
                 )
+    labels = None
+    if manifest.labels is not None:
+        from galclust.store.labels import read_labels
+
+        ls = manifest.labels
+        labels = read_labels(ls.path, id=ls.id, reliable=ls.reliable, reason=ls.reason)
+    if manifest.detects:
+        return _Inputs(manifest, sci, noise, None, None, labels, ref.shape)
     seg = image_info(manifest.segmentation.path, manifest.segmentation.hdu,
                      what="segmentation map")
     if seg.shape != ref.shape:
@@ -112,12 +136,6 @@ def _validate(manifest: Manifest) -> _Inputs:
     x, y = ref.wcs.world_to_pixel_values(catalog["ra"].to_numpy(), catalog["dec"].to_numpy())
     catalog.insert(3, "x", np.asarray(x, dtype="float64"))
     catalog.insert(4, "y", np.asarray(y, dtype="float64"))
-    labels = None
-    if manifest.labels is not None:
-        from galclust.store.labels import read_labels
-
-        ls = manifest.labels
-        labels = read_labels(ls.path, id=ls.id, reliable=ls.reliable, reason=ls.reason)
     return _Inputs(manifest, sci, noise, seg, catalog, labels, ref.shape)
 
 
@@ -139,7 +157,7 @@ def _provenance_inputs(manifest: Manifest, previous: dict[str, Any], *, verify: 
         else:
             digest = None if defer else checksum(path)
         out[key] = {"path": path, **fp, CHECKSUM: digest}
-    return out
+    return {**out, **estimated_inputs(manifest)}  # no file: the error was estimated
 
 
 def _layout(inputs: _Inputs, tile: int, compression: str) -> dict[str, Any]:
@@ -161,6 +179,8 @@ class IngestReport:
         Bands whose pixels were (re)written; empty when nothing changed.
     seg_written, tables_written : bool
         Whether the segmentation map / the catalog tables were rewritten.
+    detected : bool
+        Whether galclust detected the sources (and wrote ``seg`` and the catalog).
     bytes_read : int
         Raw FITS bytes read.
     seconds : float
@@ -171,6 +191,7 @@ class IngestReport:
     bands_written: list[str] = field(default_factory=list)
     seg_written: bool = False
     tables_written: bool = False
+    detected: bool = False
     bytes_read: int = 0
     seconds: float = 0.0
 
@@ -251,20 +272,9 @@ def _create(url: str, inputs: _Inputs, tile: int, compression: str, *,
     if existing:  # a galclust cube being rewritten: only its own arrays go
         _remove_cube(url)
     # mode "a", never "w": "w" deletes everything under the prefix, whoever wrote it
-    template.to_zarr(_zarr_store(url), mode="a", compute=False, encoding=encoding,
-                     consolidated=False, zarr_format=3)
-
-
-def _write_table(df: pd.DataFrame, url: str) -> None:
-    fs, path = get_fs(url)
-    if not is_url(url):
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = f"{path}.tmp-{os.getpid()}"
-        df.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
-    else:
-        with fs.open(path, "wb") as fh:
-            df.to_parquet(fh, index=False)
+    with _quiet_zarr():  # a rewritten store's tables/ folder is not zarr's
+        template.to_zarr(_zarr_store(url), mode="a", compute=False, encoding=encoding,
+                         consolidated=False, zarr_format=3)
 
 
 def _wcs_attrs(info: ImageInfo) -> tuple[dict[str, Any], float]:
@@ -284,6 +294,10 @@ def ingest(manifest: str | os.PathLike[str] | Manifest, store: str, *, tile: int
     Every header and table is checked before any pixel is read. Re-ingesting
     an unchanged survey writes nothing; a changed band rewrites only that band
     (inputs are identified by XXH3-128 checksums kept in the provenance).
+    Without ``[segmentation]`` and ``[catalog]`` the sources are detected once
+    the bands are written (attributes ``detection``, ``segmentation``); a band
+    without an error or weight map gets errors estimated from its image
+    (attribute ``noise``). See :mod:`galclust.store.ingest_detect`.
 
     Parameters
     ----------
@@ -364,8 +378,10 @@ def ingest(manifest: str | os.PathLike[str] | Manifest, store: str, *, tile: int
         _create(store, inputs, tile, compression, existing=state == "existing")
     group = _open_group(store, "r+")
     group.attrs.update({"ingest_status": "writing", "layout": layout,
+                        "wcs": _wcs_attrs(inputs.sci[0])[0],
                         "provenance": {"inputs": prov, "written": kept}})
-    jobs = plan_blocks(store, inputs, tile, bands, write_seg) if (bands or write_seg) else []
+    read_seg = write_seg and not manifest.detects
+    jobs = plan_blocks(store, inputs, tile, bands, read_seg) if (bands or read_seg) else []
     to_hash = [k for k, v in prov.items() if v[CHECKSUM] is None]
     stats, digests = run_block_tasks(jobs, [prov[k]["path"] for k in to_hash], client,
                                      progress)
@@ -375,15 +391,29 @@ def ingest(manifest: str | os.PathLike[str] | Manifest, store: str, *, tile: int
     rep.seg_written = write_seg
     rep.bytes_read = int(sum(s["bytes"] for s in stats))
     if write_tables:
-        _write_table(inputs.catalog, join(store, "tables", "catalog.parquet"))
+        if inputs.catalog is not None:
+            write_table(inputs.catalog, join(store, "tables", "catalog.parquet"))
         if inputs.labels is not None:
-            _write_table(inputs.labels, join(store, "tables", "labels.parquet"))
+            write_table(inputs.labels, join(store, "tables", "labels.parquet"))
         rep.tables_written = True
-    seg_info = (_segmentation_info(stats, inputs.catalog, manifest) if write_seg
-                else dict(attrs.get("segmentation", {})))
+    detection = attrs.get("detection") if manifest.detects else None
+    if manifest.detects and write_seg:
+        detection = detect_into_cube(store, manifest.detect_options, client=client,
+                                     progress=progress)
+        rep.detected = rep.tables_written = True
+        seg_info = {"made_by": MADE_BY, "n_segments": detection["n_segments"],
+                    "ids_not_in_catalog": detection["ids_not_in_catalog"]}
+    elif write_seg:
+        seg_info = _segmentation_info(stats, inputs.catalog, manifest)
+    else:
+        seg_info = dict(attrs.get("segmentation", {}))
     band_parts, seg_part, table_part = _parts(manifest, prov)
+    if manifest.detects:  # the stages keyed by the cube's seg and catalog see the detection
+        prov.update(detected_inputs(seg_part))
     written = sorted(set(kept) | set(band_parts.values()) | {seg_part, table_part})
-    group.attrs.update(_cube_attrs(inputs, prov, written, seg_info, layout))
+    noise = noise_attrs(store, manifest, stats, bands, attrs.get("noise") or {})
+    group.attrs.update(_cube_attrs(inputs, prov, written, seg_info, layout)
+                       | {"noise": noise, "detection": detection})
     group.attrs["ingest_status"] = "complete"  # last: the store is now readable
     with _quiet_zarr():
         zarr.consolidate_metadata(_zarr_store(store), zarr_format=3)
@@ -409,14 +439,22 @@ def _check_call(manifest: Any, tile: Any, compression: str) -> Manifest:
 def _parts(manifest: Manifest, prov: dict[str, dict[str, Any]]
            ) -> tuple[dict[int, str], str, str]:
     """Each part of the store (a band, the segmentation, the tables) keyed by the
-    checksums of its inputs: a part is rewritten when its key changes."""
+    checksums of its inputs: a part is rewritten when its key changes.
+
+    When galclust detects, the segmentation part is the detection (``seg`` and
+    the catalog), keyed by every band's key and the options; the tables part is
+    then the labels alone.
+    """
 
     def key(*names: str) -> str:
         return "|".join(f"{k}:{prov[k][CHECKSUM]}" for k in names)
 
-    bands = {i: key(f"{b.name}.sci", f"{b.name}.{b.noise_kind}")
+    bands = {i: key(f"{b.name}.sci", f"{b.name}.{'err' if b.estimated else b.noise_kind}")
              for i, b in enumerate(manifest.bands)}
-    return bands, key("seg"), key("catalog", *(["labels"] if manifest.labels else []))
+    labels = ["labels"] if manifest.labels else []
+    if manifest.detects:
+        return bands, detect_part(list(bands.values()), manifest), key(*labels) or "no-labels"
+    return bands, key("seg"), key("catalog", *labels)
 
 
 def _todo(manifest: Manifest, prov: dict[str, dict[str, Any]], previous: dict[str, Any],

@@ -8,6 +8,10 @@ rows of every image (evenly spaced rows plus the rows of a sample of catalog
 sources, so a small covered region around the sources is seen), and refuses,
 naming the file and what would fix it, what cannot be right. It reads a few
 dozen rows per file: milliseconds locally, a few ranged reads on S3.
+
+What the manifest leaves out is not checked: a band whose errors are estimated
+from its image has no error map (its science image is still checked), and a
+survey galclust detects has no segmentation map or catalog.
 """
 
 from __future__ import annotations
@@ -70,8 +74,9 @@ def _check_catalog(catalog: pd.DataFrame, shape: tuple[int, int], path: str,
     return inside
 
 
-def check_pixels(manifest: Manifest, sci: Sequence[ImageInfo], noise: Sequence[ImageInfo],
-                 seg: ImageInfo, catalog: pd.DataFrame) -> None:
+def check_pixels(manifest: Manifest, sci: Sequence[ImageInfo],
+                 noise: Sequence[ImageInfo | None], seg: ImageInfo | None,
+                 catalog: pd.DataFrame | None) -> None:
     """Refuse inputs whose pixels cannot be right, from a sample of rows.
 
     Parameters
@@ -79,11 +84,13 @@ def check_pixels(manifest: Manifest, sci: Sequence[ImageInfo], noise: Sequence[I
     manifest : Manifest
         The survey manifest (band names, noise kinds, paths for messages).
     sci, noise : sequence of ImageInfo
-        Each band's science and error/weight image headers.
-    seg : ImageInfo
-        The segmentation map's header.
-    catalog : pandas.DataFrame
-        The normalised catalog with pixel positions ``x``, ``y``.
+        Each band's science and error/weight image headers (noise None: the
+        band's errors are estimated from its image).
+    seg : ImageInfo or None
+        The segmentation map's header (None: galclust detects).
+    catalog : pandas.DataFrame or None
+        The normalised catalog with pixel positions ``x``, ``y`` (None: galclust
+        detects).
 
     Raises
     ------
@@ -95,9 +102,13 @@ def check_pixels(manifest: Manifest, sci: Sequence[ImageInfo], noise: Sequence[I
         any band, or the segmentation map holds negative ids.
     """
     shape = sci[0].shape
-    inside = _check_catalog(catalog, shape, manifest.catalog.path, sci[0].path)
-    xi = np.clip(np.round(catalog["x"].to_numpy(float)[inside]), 0, shape[1] - 1).astype(int)
-    yi = np.clip(np.round(catalog["y"].to_numpy(float)[inside]), 0, shape[0] - 1).astype(int)
+    if catalog is not None:
+        inside = _check_catalog(catalog, shape, manifest.catalog.path, sci[0].path)
+        xi = np.clip(np.round(catalog["x"].to_numpy(float)[inside]), 0, shape[1] - 1)
+        yi = np.clip(np.round(catalog["y"].to_numpy(float)[inside]), 0, shape[0] - 1)
+        xi, yi = xi.astype(int), yi.astype(int)
+    else:
+        xi = yi = np.zeros(0, int)
     rows = _rows(shape[0], np.sort(yi), is_url(sci[0].path))
     on_rows = np.isin(yi, rows)
     row_of = np.searchsorted(rows, yi[on_rows])
@@ -113,6 +124,9 @@ def check_pixels(manifest: Manifest, sci: Sequence[ImageInfo], noise: Sequence[I
                 f"band {band.name} sci image {s_info.path}: all {n_px} sampled pixels "
                 f"({len(rows)} rows) are NaN or infinite; the band holds no data. Check the "
                 "file (and sci_hdu), or leave the band out of the manifest.")
+        if n_info is None:  # errors estimated from the image: the sci pixels decide coverage
+            covered_source |= finite[row_of, cols]
+            continue
         n = _read_rows(n_info, rows, f"band {band.name} {kind} image ({n_info.path})",
                        np.float32)
         negative = np.isfinite(n) & (n < 0)
@@ -135,6 +149,8 @@ def check_pixels(manifest: Manifest, sci: Sequence[ImageInfo], noise: Sequence[I
             f"source catalog {manifest.catalog.path}: none of the {len(covered_source)} sampled "
             "sources lies on a covered pixel of any band; the catalog and the mosaics do not "
             "overlap. Check the catalog's ra/dec columns and that it belongs to these mosaics.")
+    if seg is None:
+        return
     ids = _read_rows(seg, rows, f"segmentation map ({seg.path})", np.int64)
     if ids.min() < 0:
         r = int(rows[np.argwhere(ids < 0)[0][0]])
