@@ -120,7 +120,7 @@ def run_demo(*, workdir: str = "galclust-demo", size: int = 1024, seed: int = 0,
                          psf_matched=True, layout=DEMO_LAYOUT)
     t_synth = time.perf_counter() - t0
     _step(f"nightly flow (Prefect, local Dask cluster of {workers} workers): ingest -> "
-          "pixel clustering -> spurious flags -> publish", quiet)
+          "detection -> pixel clustering -> morphology -> spurious flags -> publish", quiet)
     summary = nightly_flow(survey.manifest_path, store, workers=workers)
     results = galclust.open_results(summary["results"])
     cube = galclust.open_cube(store)
@@ -136,6 +136,11 @@ def run_demo(*, workdir: str = "galclust-demo", size: int = 1024, seed: int = 0,
     paths = write_label_maps(cube, results, pictures, n=6)
     paths += write_embedding_pictures(flags, open_labels(store), cube, open_catalog(store),
                                       pictures)
+    from galclust.plots.sources import save_source_figures
+
+    for what in ("detect", "morphology"):
+        paths += save_source_figures(store, summary["results"], summary["run"], pictures,
+                                     what=what)
 
     print()
     print(describe_cube(cube, store))
@@ -143,7 +148,9 @@ def run_demo(*, workdir: str = "galclust-demo", size: int = 1024, seed: int = 0,
     print(f"pictures     {pictures}  ({len(paths)} PNG files)")
     print("\ntimings      " + ", ".join([
         f"synthesise {t_synth:.1f} s", f"ingest {summary['ingest']['seconds']:.1f} s",
+        f"detect {summary['detect']['seconds']:.1f} s",
         f"pixels {summary['pixels']['seconds']:.1f} s",
+        f"morphology {summary['morphology']['seconds']:.1f} s",
         f"flags {summary['catalog']['seconds']:.1f} s",
         f"whole flow {summary['seconds']:.1f} s"]))
     print(f"\npixel clustering against truth (synthetic layout {DEMO_LAYOUT!r}: each galaxy "
@@ -156,4 +163,34 @@ def run_demo(*, workdir: str = "galclust-demo", size: int = 1024, seed: int = 0,
     print(ari_by_n.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     print("\nspurious-source flags against truth:")
     print(recall.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    _print_sources(results, truth, summary)
     return 0
+
+
+def _print_sources(results: Any, truth: pd.DataFrame, summary: dict[str, Any]) -> None:
+    """Detection against the truth and the survey's morphology, as the demo prints them."""
+    from galclust.products import DETECT_SOURCES, MORPHOLOGY_PRODUCTS
+
+    if DETECT_SOURCES in results.products:
+        det = results.table(DETECT_SOURCES, columns=["x", "y"])
+        real = truth[truth["kind"].isin(["galaxy", "star"])]
+        d = np.hypot(real["x"].to_numpy()[:, None] - det["x"].to_numpy()[None],
+                     real["y"].to_numpy()[:, None] - det["y"].to_numpy()[None])
+        hit = d.min(axis=1) < 3.0 if len(det) else np.zeros(len(real), bool)
+        print(f"\ndetection against truth ({summary['detect']['seconds']:.1f} s): "
+              f"{len(det)} sources; {hit.mean():.2f} of {len(real)} true galaxies and stars "
+              "have one within 3 px")
+    elif "detect" in summary:
+        print(f"\ndetection: {summary['detect']['action']} "
+              f"({summary['detect'].get('reason', '')})")
+    rows = []
+    for level, name in MORPHOLOGY_PRODUCTS.items():
+        if name in results.products:
+            t = results.table(name, columns=["gini", "m20", "asymmetry", "flag"])
+            good = t[t["flag"] == 0]
+            rows.append({"level": level, "rows": len(t), "measured": len(good),
+                         "gini": good["gini"].median(), "m20": good["m20"].median(),
+                         "asymmetry": good["asymmetry"].median()})
+    if rows:
+        print("morphology (statmorph definitions; medians of unflagged rows):")
+        print(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
