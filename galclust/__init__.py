@@ -10,6 +10,8 @@ The public API (stable; see the README):
   their cutouts (a residual CNN or gradient boosting on cutout features).
 - :func:`detect`, :func:`morphology`, :func:`estimate_noise` — sources,
   colour-aware deblending and statmorph-definition morphology from arrays.
+- :func:`find_structures`, :func:`emission_regions` — density structures
+  (AstroLink) and extended emission-line regions (DBSCAN on a medium band).
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ _LAZY = {
     "detect": "galclust.sources.detection",
     "morphology": "galclust.sources.morphology",
     "estimate_noise": "galclust.sources.noise",
+    "find_structures": "galclust.structures.density",
+    "emission_regions": "galclust.structures.emission",
 }
 
 __all__ = [

@@ -25,7 +25,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("dask", "distributed", "zarr", "fsspec", "s3fs", "prefect", "prefect_dask")
-SCIENCE = ("galclust.pixels", "galclust.catalog", "galclust.classify", "galclust.sources")
+SCIENCE = ("galclust.pixels", "galclust.catalog", "galclust.classify", "galclust.sources",
+           "galclust.structures")
 MAPPING_MODULES = ("survey",)
 #: Calls that open a file or URL.
 OPENERS = {("", "open"), ("io", "open"), ("os", "open"), ("fits", "open"),
