@@ -42,7 +42,7 @@ _LAZY = {
     "query": "galclust.query",
     "SourceClassifier": "galclust.classify.estimator",
     "detect": "galclust.sources.detection",
-    "morphology": "galclust.sources.morphology",
+    "morphology": "galclust.sources.nonparametric",
     "estimate_noise": "galclust.sources.noise",
     "find_structures": "galclust.structures.density",
     "emission_regions": "galclust.structures.emission",

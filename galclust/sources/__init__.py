@@ -20,7 +20,7 @@ from typing import Any
 _LAZY = {
     "estimate_noise": "galclust.sources.noise",
     "detect": "galclust.sources.detection",
-    "morphology": "galclust.sources.morphology",
+    "morphology": "galclust.sources.nonparametric",
 }
 
 __all__ = list(_LAZY)

@@ -21,7 +21,7 @@ A source whose footprint reaches the halo's outer edge is flagged
 
 **Morphology** (:func:`morphology_tables`) groups segments by the tile that
 holds their centre, as the pixel stage does, and measures every segment of a
-tile in one vectorised :func:`~galclust.sources.morphology.morphology` call.
+tile in one vectorised :func:`~galclust.sources.nonparametric.morphology` call.
 """
 
 from __future__ import annotations
@@ -263,7 +263,7 @@ def detection_image_band(cube: xr.Dataset, band: str | None) -> int:
 
 def _morph_tile(sci: np.ndarray, err: np.ndarray, seg: np.ndarray, ids: np.ndarray,
                 origin: tuple[int, int]) -> pd.DataFrame:
-    from galclust.sources.morphology import morphology
+    from galclust.sources.nonparametric import morphology
 
     ok = np.isfinite(err) & (err > 0)
     image = np.where(ok, sci, np.nan)
@@ -331,7 +331,7 @@ def cluster_morphology(sci: np.ndarray, err: np.ndarray, stamps: pd.DataFrame,
     in one label map (their footprints do not overlap) and measured in one call.
     Returns ``id`` (the galaxy), ``cluster`` and the morphology columns.
     """
-    from galclust.sources.morphology import morphology
+    from galclust.sources.nonparametric import morphology
 
     labels = np.zeros(sci.shape, dtype=np.int32)
     keys: list[tuple[int, int]] = []
