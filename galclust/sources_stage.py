@@ -79,9 +79,9 @@ def detect_survey(cube: Any, target: Any, options: DetectOptions, *, client: Any
                   desc: str = "detect") -> tuple[pd.DataFrame, dict[str, Any]]:
     """Tiled detection of a cube into ``target``; the sources with RA/Dec, and the info."""
     from galclust.progress import Progress
-    from galclust.sources.survey import _tiles, detect_cube
+    from galclust.sources.survey import cube_tiles, detect_cube
 
-    n_tiles = len(_tiles(cube, None))
+    n_tiles = len(cube_tiles(cube, None))
     with Progress(2 * n_tiles, what="tiles", desc=desc) as bar:
         sources, info = detect_cube(cube, target, options=options.kwargs(), halo=options.halo,
                                     client=client, progress=bar.update)
@@ -137,8 +137,8 @@ def run_morphology_stage(inputs: Any, run: RunWriter, plan: StagePlan,
     from galclust.pixels.survey import decode_labels, segment_boxes
     from galclust.progress import Progress
     from galclust.sources.survey import (
-        _tiles,
         cluster_morphology_tables,
+        cube_tiles,
         detection_image_band,
         morphology_tables,
     )
@@ -171,7 +171,7 @@ def run_morphology_stage(inputs: Any, run: RunWriter, plan: StagePlan,
                 left_out[level] = "no pixel clusters (run the pixels stage)"
                 continue
             stamps = run.table(STAMPS, columns=["id", "y0", "x0", "ny", "nx"])
-        with Progress(len(_tiles(cube, None)), what="tiles", desc=f"morphology {level}") as bar:
+        with Progress(len(cube_tiles(cube, None)), what="tiles", desc=f"morphology {level}") as bar:
             if level == "clusters":
                 table = cluster_morphology_tables(cube, stamps, run.reader(STAMPS), band=band,
                                                   decode=decode_labels, margin=options.margin,

@@ -37,7 +37,7 @@ import xarray as xr
 from galclust.errors import InputError
 
 __all__ = ["TILE_EDGE", "SegTarget", "cluster_morphology", "cluster_morphology_tables",
-           "detect_cube",
+           "compute_tasks", "cube_tiles", "detect_cube", "group_by_tile",
            "detection_image_band", "morphology_tables"]
 
 #: Flag bit of a source whose footprint reaches the edge of the tile's halo.
@@ -54,7 +54,8 @@ class SegTarget(Protocol):
     def read(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray: ...
 
 
-def _tiles(cube: xr.Dataset, tile: int | None) -> list[tuple[int, int, int, int]]:
+def cube_tiles(cube: xr.Dataset, tile: int | None) -> list[tuple[int, int, int, int]]:
+    """``(y0, y1, x0, x1)`` of every tile: the cube's chunks, or squares of ``tile``."""
     ny, nx = int(cube.sizes["y"]), int(cube.sizes["x"])
     if tile is None:
         chunks = cube["sci"].chunks
@@ -193,7 +194,7 @@ def detect_cube(cube: xr.Dataset, target: SegTarget, *, options: Mapping[str, An
     options = dict(options or {})
     ny, nx = int(cube.sizes["y"]), int(cube.sizes["x"])
     bands = [str(b) for b in cube["band"].values]
-    tiles = _tiles(cube, tile)
+    tiles = cube_tiles(cube, tile)
     scheduler = client if client is not None else "threads"
     detect_task = dask.delayed(_detect_tile, pure=True)
     parts = []
@@ -204,7 +205,7 @@ def detect_cube(cube: xr.Dataset, target: SegTarget, *, options: Mapping[str, An
         region = cube.isel(y=slice(oy, ey), x=slice(ox, ex))
         parts.append(detect_task(region["sci"].data, region["err"].data, core, (oy, ox),
                                  (ny, nx), target, options, bands))
-    seen = _compute(parts, client, scheduler, progress)
+    seen = compute_tasks(parts, client, scheduler, progress)
     owned = _number(seen)
     if owned.empty:
         return _empty_sources(bands), {"tiles": len(tiles), "halo": halo, "unmatched_pixels": 0}
@@ -215,13 +216,15 @@ def detect_cube(cube: xr.Dataset, target: SegTarget, *, options: Mapping[str, An
         sel = ((owned["x"] > x0 - halo - MATCH_PX) & (owned["x"] < x1 + halo + MATCH_PX)
                & (owned["y"] > y0 - halo - MATCH_PX) & (owned["y"] < y1 + halo + MATCH_PX))
         jobs.append(relabel(core, part, owned[sel].reset_index(drop=True), target))
-    unmatched = _compute(jobs, client, scheduler, progress)
+    unmatched = compute_tasks(jobs, client, scheduler, progress)
     sources = owned.drop(columns=["owned", "local_id", "local_parent", "tile_y0", "tile_x0"])
     return sources, {"tiles": len(tiles), "halo": halo,
                      "unmatched_pixels": int(sum(unmatched))}
 
 
-def _compute(tasks: list[Any], client: Any, scheduler: Any, progress: Any) -> list[Any]:
+def compute_tasks(tasks: list[Any], client: Any, scheduler: Any, progress: Any) -> list[Any]:
+    """Compute delayed ``tasks`` on ``client`` (or ``scheduler``), calling ``progress(n)``
+    as they finish; results in task order."""
     if client is not None:
         futures = client.compute(tasks)
         if progress is not None:
@@ -309,7 +312,7 @@ def morphology_tables(cube: xr.Dataset, seg: Any, boxes: pd.DataFrame, *, band: 
     ny, nx = int(cube.sizes["y"]), int(cube.sizes["x"])
     task = dask.delayed(_morph_tile, pure=True)
     parts = []
-    for members in _by_tile(cube, boxes):
+    for members in group_by_tile(cube, boxes):
         y0 = max(int(members["y0"].min()) - margin, 0)
         y1 = min(int(members["y1"].max()) + margin, ny)
         x0 = max(int(members["x0"].min()) - margin, 0)
@@ -318,7 +321,7 @@ def morphology_tables(cube: xr.Dataset, seg: Any, boxes: pd.DataFrame, *, band: 
         err = cube["err"].data[band, y0:y1, x0:x1]
         parts.append(task(sci, err, seg[y0:y1, x0:x1], members["id"].to_numpy(), (y0, x0)))
     scheduler = client if client is not None else "threads"
-    out = [p for p in _compute(parts, client, scheduler, progress) if len(p)]
+    out = [p for p in compute_tasks(parts, client, scheduler, progress) if len(p)]
     return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
 
 
@@ -378,7 +381,7 @@ def cluster_morphology_tables(cube: xr.Dataset, stamps: pd.DataFrame, reader: An
     ny, nx = int(cube.sizes["y"]), int(cube.sizes["x"])
     task = dask.delayed(_cluster_tile, pure=True)
     parts = []
-    for members in _by_tile(cube, boxes):
+    for members in group_by_tile(cube, boxes):
         y0 = max(int(members["y0"].min()) - margin, 0)
         y1 = min(int(members["y1"].max()) + margin, ny)
         x0 = max(int(members["x0"].min()) - margin, 0)
@@ -387,13 +390,13 @@ def cluster_morphology_tables(cube: xr.Dataset, stamps: pd.DataFrame, reader: An
                           cube["err"].data[band, y0:y1, x0:x1], (y0, x0), reader,
                           members["id"].to_numpy(), decode))
     scheduler = client if client is not None else "threads"
-    out = [p for p in _compute(parts, client, scheduler, progress) if len(p)]
+    out = [p for p in compute_tasks(parts, client, scheduler, progress) if len(p)]
     return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
 
 
-def _by_tile(cube: xr.Dataset, boxes: pd.DataFrame) -> list[pd.DataFrame]:
+def group_by_tile(cube: xr.Dataset, boxes: pd.DataFrame) -> list[pd.DataFrame]:
     """``boxes`` grouped by the cube tile holding each box's centre."""
-    tiles = _tiles(cube, None)
+    tiles = cube_tiles(cube, None)
     y_edges = np.array(sorted({t[0] for t in tiles}))
     x_edges = np.array(sorted({t[2] for t in tiles}))
     cy = (boxes["y0"].to_numpy() + boxes["y1"].to_numpy()) // 2

@@ -185,13 +185,13 @@ def detect_into_cube(store: str, options: Any, *, client: Any = None,
         map and the table disagree).
     """
     from galclust.progress import Progress
-    from galclust.sources.survey import _tiles, detect_cube
+    from galclust.sources.survey import cube_tiles, detect_cube
 
     wcs = _open_group(store, "r").attrs["wcs"]
     with _quiet_zarr():
         cube = xr.open_zarr(_zarr_store(store), consolidated=False, chunks={},
                             zarr_format=3)[["sci", "err"]]
-    bar = (Progress(2 * len(_tiles(cube, None)), what="tiles", desc="detect", enabled=True)
+    bar = (Progress(2 * len(cube_tiles(cube, None)), what="tiles", desc="detect", enabled=True)
            if progress else None)
     try:
         sources, info = detect_cube(cube, ZarrSegTarget(store, "seg"),
