@@ -12,11 +12,20 @@
   confounders), ``family="heldout"`` a variant for validation;
   :func:`make_cluster_survey` writes such a field as a survey with
   ``members.csv``.
+- :func:`make_blend_scenes` — multi-band scenes of blended galaxies with
+  truth (``family="heldout"`` for validation); :func:`score_detection`
+  matches a segmentation map to their true sources one-to-one.
 """
 
 from __future__ import annotations
 
 from galclust.synth.artefacts import REASONS
+from galclust.synth.blends import (
+    BLEND_FAMILIES,
+    BlendScene,
+    make_blend_scenes,
+    score_detection,
+)
 from galclust.synth.cluster_field import (
     FIELD_FAMILIES,
     SDSS_BANDS,
@@ -38,6 +47,7 @@ from galclust.synth.seds import FAMILIES, NIRCAM_BANDS, sed_fluxes
 from galclust.synth.survey import SyntheticSurvey, make_survey
 
 __all__ = [
+    "BLEND_FAMILIES",
     "CLUSTER_KINDS",
     "DETECT_NSIGMA",
     "FAMILIES",
@@ -46,6 +56,7 @@ __all__ = [
     "NIRCAM_BANDS",
     "REASONS",
     "SDSS_BANDS",
+    "BlendScene",
     "ClusterField",
     "ClusterSurvey",
     "SyntheticGalaxy",
@@ -55,7 +66,9 @@ __all__ = [
     "half_light_mask",
     "make_cluster_field",
     "make_cluster_survey",
+    "make_blend_scenes",
     "make_galaxy",
     "make_survey",
+    "score_detection",
     "sed_fluxes",
 ]

@@ -1,0 +1,209 @@
+"""Colour-aware deblending against photutils and the watershed recipe on blended scenes.
+
+Protocol
+--------
+- Scenes: :func:`galclust.synth.make_blend_scenes` (6 JWST-like bands, 64 x 64
+  pixels, isolated galaxies, pairs and triplets at 0.5-3 FWHM of the
+  reddest band, flux ratios 1-10).
+- Every method sees the same S/N-weighted detection stack
+  (:func:`galclust.sources.detection.detection_image`, Gaussian kernel of
+  FWHM 2 px), the same threshold (``NSIGMA`` = 4) and ``NPIXELS`` = 5.
+  photutils: ``detect_sources`` + ``deblend_sources`` with its defaults
+  (``nlevels=32, contrast=0.001``).
+- Matching (:func:`galclust.synth.blends.score_detection`): a true source
+  and a detected segment match when the segment holds the largest share of
+  the source's noise-free flux inside the source's dominant-pixel region,
+  the source is the largest contributor of such flux to the segment
+  (mutual best: one-to-one), and the segment's centroid lies within one
+  reference FWHM (3.5 px) of the true centre. Completeness = matched true
+  sources / true sources; purity = matched segments / detected segments;
+  a blended scene is *fully resolved* when all its sources match.
+
+Tuned on / held out
+-------------------
+Every setting of the colour deblender (``contrast_sigma``, ``colour_sigma``,
+``colour_chi2``, ``colour_min``, ``split_distance``, ``peak_separation``)
+and the benchmark's ``NSIGMA``/``NPIXELS`` were chosen on the ``"default"``
+family only (seed 0, 80-120 scenes; the test uses seed 11, 200 scenes). The
+``"heldout"`` family (clumpy/Moffat-like galaxies, other SEDs, correlated
+noise, up to 4 sources) was only run, never tuned on; its assertions are
+the levels measured on it with a margin, not the targets.
+
+Targets of the issue and what holds (default family)
+----------------------------------------------------
+purity >= 0.95 holds (0.98). The completeness target (>= 0.85 where
+photutils gets ~0.7) does NOT hold: colour reaches 0.73 where photutils gets
+0.64 (test seed, 200 scenes); the shortfall is the close (< 1 FWHM),
+high-flux-ratio pairs, which neither topography nor the colour split
+separates at this S/N. Fully resolved blends are 0.40 vs 0.25 (1.6x) on the
+test seed (2.35x on the tuning seed), so ">= 2x" is not reliable. Both
+targets are strict ``xfail`` tests below (they will flag when they pass);
+what holds is asserted with a margin.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from galclust.sources.detection import detect, detection_image
+from galclust.sources.noise import estimate_noise
+from galclust.synth.blends import make_blend_scenes, score_detection
+
+photutils_seg = pytest.importorskip("photutils.segmentation")
+
+NSIGMA, NPIXELS, KERNEL_FWHM = 4.0, 5, 2.0
+N_SCENES = 200
+SNR_BINS = (0, 30, 100, np.inf)
+
+
+def photutils_recipe(sci, err):
+    """photutils' standard recipe on the same smoothed S/N-weighted stack."""
+    det, _ = detection_image(sci, err, kernel_fwhm=KERNEL_FWHM)
+    seg = photutils_seg.detect_sources(det, NSIGMA, n_pixels=NPIXELS)
+    if seg is None:
+        return np.zeros(det.shape, int)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        seg = photutils_seg.deblend_sources(det, seg, n_pixels=NPIXELS, nlevels=32,
+                                            contrast=0.001, progress_bar=False)
+    return seg.data
+
+
+def segment(scene, err, method):
+    if method == "photutils":
+        return photutils_recipe(scene.sci, err)
+    seg, _ = detect(scene.sci, err, nsigma=NSIGMA, npixels=NPIXELS, deblend=method,
+                    kernel_fwhm=KERNEL_FWHM)
+    return seg
+
+
+def evaluate(scenes, method, errs):
+    """Completeness, purity, fully resolved blends, and completeness/purity by S/N bin."""
+    rows = [score_detection(s, segment(s, e, method)) for s, e in zip(scenes, errs, strict=True)]
+    matched = np.concatenate([r["matched"] for r in rows])
+    snr = np.concatenate([s.meta["snr"] for s in scenes])
+    n_det = sum(r["n_detected"] for r in rows)
+    out = {
+        "completeness": float(matched.mean()),
+        "purity": sum(r["n_matched_segments"] for r in rows) / max(n_det, 1),
+        "resolved": float(np.mean([r["resolved"] for r in rows if r["blended"]])),
+        "isolated": float(np.mean(np.concatenate([r["matched"] for r in rows
+                                                  if not r["blended"]]))),
+    }
+    # by S/N bin of the scene's faintest source (purity) and of each source (completeness)
+    faint = np.array([s.meta["snr"].min() for s in scenes])
+    for lo, hi in zip(SNR_BINS[:-1], SNR_BINS[1:], strict=True):
+        sel = (snr >= lo) & (snr < hi)
+        out[f"completeness_snr_{lo}_{hi}"] = float(matched[sel].mean()) if sel.any() else np.nan
+        rs = [r for r, f in zip(rows, faint, strict=True) if lo <= f < hi]
+        nd = sum(r["n_detected"] for r in rs)
+        out[f"purity_snr_{lo}_{hi}"] = (sum(r["n_matched_segments"] for r in rs) / nd
+                                        if nd else np.nan)
+    return out
+
+
+def _report(family, results):
+    print(f"\n[{family}]")
+    for method, r in results.items():
+        print(f"  {method:9s} " + " ".join(f"{k}={v:.3f}" for k, v in r.items()))
+
+
+@pytest.fixture(scope="module")
+def default_results():
+    scenes = make_blend_scenes(N_SCENES, family="default", random_state=11)
+    errs = [s.err for s in scenes]
+    return {m: evaluate(scenes, m, errs) for m in ("photutils", "watershed", "colour")}
+
+
+@pytest.fixture(scope="module")
+def heldout_results():
+    scenes = make_blend_scenes(N_SCENES, family="heldout", random_state=12)
+    # correlated noise: the per-pixel err under-states the noise of the smoothed stack, so
+    # every method gets the errors estimate_noise measures (empty-aperture corrected)
+    errs = [estimate_noise(s.sci, tile=32)[0] for s in scenes]
+    return {m: evaluate(scenes, m, errs) for m in ("photutils", "watershed", "colour")}
+
+
+@pytest.mark.slow
+def test_default_family_targets(default_results):
+    """Tuned on this family (other seed): purity and fully-resolved blends targets."""
+    _report("default", default_results)
+    ph, ws, co = (default_results[m] for m in ("photutils", "watershed", "colour"))
+    assert 0.5 <= ph["completeness"] <= 0.8              # the scenes are hard for photutils
+    assert ph["isolated"] >= 0.95
+    assert co["purity"] >= 0.95
+    assert co["resolved"] >= 1.4 * ph["resolved"]        # 2x is the xfail below
+    assert co["completeness"] >= ph["completeness"] + 0.06
+    assert co["completeness"] >= 0.70
+    assert co["isolated"] >= 0.95
+    assert co["completeness"] >= ws["completeness"]
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(reason="completeness 0.85 not reached: ~0.73-0.75 on the default family "
+                          "(close, high-flux-ratio pairs stay merged)", strict=True)
+def test_default_family_completeness_target(default_results):
+    assert default_results["colour"]["completeness"] >= 0.85
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(reason="fully resolved blends are ~1.6x photutils on the test seed (0.40 vs "
+                          "0.25), 2.35x on the tuning seed: 2x does not hold reliably",
+                   strict=True)
+def test_default_family_resolved_target(default_results):
+    r = default_results
+    assert r["colour"]["resolved"] >= 2 * r["photutils"]["resolved"]
+
+
+@pytest.mark.slow
+def test_heldout_family(heldout_results):
+    """Never tuned on (measured: colour 0.71 / 0.99 / 0.38 completeness / purity / resolved,
+    photutils 0.62 / 1.00 / 0.21): asserted with a margin below what was measured."""
+    _report("heldout", heldout_results)
+    ph, co = heldout_results["photutils"], heldout_results["colour"]
+    assert co["completeness"] >= ph["completeness"] + 0.04
+    assert co["resolved"] >= 1.3 * ph["resolved"]
+    assert co["purity"] >= 0.95
+    assert co["isolated"] >= 0.95
+
+
+#: HSC mask planes that make a pixel unusable: BAD, SAT, INTRP, CR, EDGE, NO_DATA
+#: (DETECTED and the other informational planes are kept).
+HSC_BAD = 1 | 2 | 4 | 8 | 16 | 256
+
+
+def _hsc():
+    from pathlib import Path
+
+    d = np.load(Path(__file__).parents[1] / "data" / "hsc_cosmos" / "hsc_cosmos_35.npz")
+    return (d["images"].astype(float), np.sqrt(d["variance"].astype(float)),
+            (d["mask"] & HSC_BAD) != 0, np.stack([d["catalog"]["x"], d["catalog"]["y"]], axis=1),
+            list(d["filters"]))
+
+
+def one_to_one(seg, catalog, radius=3.0):
+    """Catalogue sources whose segment (the one under the source, else the nearest centroid
+    within ``radius``) contains no other catalogue source and is claimed by no other."""
+    ids = []
+    for x, y in catalog:
+        ids.append(int(seg[int(round(y)), int(round(x))]))
+    ids = np.array(ids)
+    return int(sum(1 for i in ids if i > 0 and (ids == i).sum() == 1))
+
+
+def test_hsc_real_blend():
+    sci, err, mask, cat, bands = _hsc()
+    counts = {}
+    for method in ("colour", "watershed", "photutils"):
+        if method == "photutils":
+            seg = photutils_recipe(np.where(mask, 0, sci), np.where(mask, np.inf, err))
+        else:
+            seg, _ = detect(sci, err, mask=mask, bands=bands, nsigma=NSIGMA, npixels=NPIXELS,
+                            deblend=method, kernel_fwhm=KERNEL_FWHM)
+        counts[method] = one_to_one(seg, cat)
+    print("\n[HSC cosmos_35, 7 catalogued sources]", counts)
+    assert counts["colour"] >= counts["photutils"]      # measured: colour 7, photutils 5
+    assert counts["colour"] >= 6
