@@ -31,7 +31,12 @@ def test_demo_output_is_quiet_and_complete(tmp_path):
     assert not re.search(r"\w+Warning:", text), text  # no Python warning line
     assert "prefect" not in proc.stderr.lower()
     # what a user is told: stores, run, timings, accuracy, pictures
-    for expected in ("cube store", "results", "pictures", "timings", "against truth"):
+    for expected in ("cube store", "results", "pictures", "timings", "against truth",
+                     "detection against truth", "morphology (statmorph definitions"):
         assert expected in text
+    found = re.search(r"(\d\.\d\d) of (\d+) true galaxies and stars hold one", text)
+    assert found and float(found[1]) >= 0.85, text[-2000:]
     pictures = os.listdir(tmp_path / "demo" / "pictures")
+    assert any(p.startswith("gini-m20-galaxies") for p in pictures), pictures
+    assert any(p.startswith("segmentation") for p in pictures), pictures
     assert any(re.search(r"_run-\d{8}T\d{6}Z-[0-9a-f]{6}", p) for p in pictures), pictures
