@@ -233,6 +233,9 @@ def build_parser() -> argparse.ArgumentParser:
     from galclust.cli_sources import add_sources_parsers
 
     add_sources_parsers(sub)
+    from galclust.cli_structures import add_structures_parsers
+
+    add_structures_parsers(sub)
 
     add_query_parser(sub)
     return parser

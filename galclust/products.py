@@ -24,6 +24,7 @@ __all__ = [
     "DETECT_PRODUCTS",
     "DETECT_SEG",
     "DETECT_SOURCES",
+    "EMISSION_PRODUCTS",
     "EMBEDDING",
     "FOOTPRINTS",
     "GALAXIES",
@@ -37,6 +38,7 @@ __all__ = [
     "SPURIOUS",
     "STAMPS",
     "STAMPS_SCHEMA",
+    "STRUCTURES_PRODUCTS",
     "empty_frame",
 ]
 
@@ -61,6 +63,14 @@ MORPHOLOGY = MORPHOLOGY_PRODUCTS["galaxies"]
 #: The measurements of a morphology table (statmorph's definitions), queryable by range.
 MORPHOLOGY_COLUMNS = ("gini", "m20", "concentration", "asymmetry", "smoothness", "r20", "r80",
                       "r_petro", "axis_ratio", "position_angle")
+
+#: Density structures: one row per structure, per galaxy, and label stamps; or, for a
+#: deep field processed by tiles, the (y, x) label map (zarr).
+STRUCTURES_PRODUCTS = {"structures": "structures/table", "galaxies": "structures/galaxies",
+                       "stamps": "structures/stamps", "labels": "structures/labels"}
+#: Emission-line regions: one row per region, per galaxy (band, line, counts), stamps.
+EMISSION_PRODUCTS = {"regions": "emission/regions", "galaxies": "emission/galaxies",
+                     "stamps": "emission/stamps"}
 
 _STR = pd.StringDtype("pyarrow")
 #: One row per galaxy.

@@ -28,17 +28,22 @@ from galclust.pixels.flags import PixelFlag
 from galclust.pixels.survey import COMPOSITES_SCHEMA, decode_labels, empty_frame
 from galclust.products import (
     COMPOSITES,
+    EMISSION_PRODUCTS,
     GALAXIES,
     MORPHOLOGY,
     MORPHOLOGY_COLUMNS,
     SPURIOUS,
     STAMPS,
+    STRUCTURES_PRODUCTS,
 )
 from galclust.sky import separation_arcsec
 from galclust.store.cube import open_catalog, open_cube
 from galclust.store.results import Results, open_results
 
 __all__ = ["CUTOUT_SIZE", "GalaxyRecord", "Query", "to_json"]
+
+STRUCTURES_GALAXIES = STRUCTURES_PRODUCTS["galaxies"]
+EMISSION_GALAXIES = EMISSION_PRODUCTS["galaxies"]
 
 #: Minimum side (px) of a galaxy's cutout; it is widened to hold the label stamp.
 CUTOUT_SIZE = 51
@@ -268,6 +273,14 @@ class Query:
             keep = ["id", *[c for c in (*MORPHOLOGY_COLUMNS, "morph_flag", "morph_band")
                             if c in morph and c not in out]]
             out = out.merge(_nullable(morph[keep]), on="id", how="left")
+        for name, cols in ((STRUCTURES_GALAXIES, {"n_structures": "n_structures"}),
+                           (EMISSION_GALAXIES, {"n_regions": "emission_regions",
+                                                "n_candidates": "outflow_candidates",
+                                                "band": "emission_band"})):
+            df = self._table(name, ids)
+            if df is not None and len(df):
+                df = df[df["flag"] == 0][["id", *cols]].rename(columns=cols)
+                out = out.merge(_nullable(df), on="id", how="left")
         for name in self._classifications():
             df = self._table(f"classify/{name}", ids, columns=["id", "class", "probability"])
             out = out.merge(_nullable(df.rename(columns={"class": f"{name}_class",
@@ -303,6 +316,15 @@ class Query:
             raise InputError(f"--class {name}={value}: not one of its classes {classes}.")
         table = table[["id", "class"]]
         return table[table["class"] == value]
+
+    def _emission_ids(self, value: str) -> pd.DataFrame:
+        check_choice("emission", value, ("yes", "no", "candidate"))
+        gal = self._table(EMISSION_GALAXIES, need="--emission",
+                          columns=["id", "flag", "n_regions", "n_candidates"])
+        gal = gal[gal["flag"] == 0]
+        keep = {"yes": gal["n_regions"] > 0, "no": gal["n_regions"] == 0,
+                "candidate": gal["n_candidates"] > 0}[value]
+        return gal[keep]
 
     @functools.cached_property
     def sky(self) -> dict[str, Any]:
@@ -365,7 +387,9 @@ class Query:
                spurious: bool | None = None, z: tuple[float, float] | None = None,
                flags: bool | str | Sequence[str] | None = None,
                classified: tuple[str, str | None] | None = None,
-               morphology: Mapping[str, Any] | None = None) -> pd.DataFrame:
+               morphology: Mapping[str, Any] | None = None,
+               structures: int | tuple[int | None, int | None] | None = None,
+               emission: str | None = None) -> pd.DataFrame:
         """Sources matching every given criterion (all sources if none), sorted by id.
 
         Parameters
@@ -387,6 +411,11 @@ class Query:
             Column of ``morphology/galaxies`` (:data:`MORPHOLOGY_COLUMNS`) -> a
             value or (min, max) range, e.g. ``{"gini": (0.5, None)}``; flagged
             rows (NaN) never match.
+        structures : int or (min, max), optional
+            Density structures found in the galaxy (``structures/galaxies``).
+        emission : {"yes", "no", "candidate"}, optional
+            Galaxies with at least one extended emission-line region, measured
+            with none, or with an outflow candidate (``emission/galaxies``).
 
         Raises
         ------
@@ -414,6 +443,14 @@ class Query:
             picks.append(self.catalog[self.catalog["z"].between(*_range("z", z))])
         if classified is not None:
             picks.append(self._class_ids(*classified))
+        if structures is not None:
+            lo, hi = _range("structures", structures)
+            f = [("n_structures", op, v) for op, v in ((">=", lo), ("<=", hi))
+                 if math.isfinite(v)]
+            picks.append(self._table(STRUCTURES_GALAXIES, need="--structures", columns=["id"],
+                                     filters=f + [("flag", "==", 0)]))
+        if emission is not None:
+            picks.append(self._emission_ids(emission))
         for column, value in (morphology or {}).items():
             check_choice("morphology", column, MORPHOLOGY_COLUMNS)
             lo, hi = _range(column, value)

@@ -20,7 +20,7 @@ __all__ = ["add_query_parser", "cmd_query"]
 #: Columns the command line prints by default (those present).
 DEFAULT_COLUMNS = ["id", "ra", "dec", "sep_arcsec", "z", "n_pixels", "n_clusters",
                    "flag_names", "p_spurious", "spurious", "spurious_reason", "gini", "m20",
-                   "asymmetry"]
+                   "asymmetry", "n_structures", "emission_regions", "outflow_candidates"]
 #: Morphology ranges listed in --help (the others work too: --r20, --r80, --smoothness, ...).
 SHOWN = ("gini", "m20", "concentration", "asymmetry", "r_petro", "axis_ratio")
 
@@ -42,6 +42,8 @@ examples:
       by morphology (galclust morphology): Gini >= 0.5 and asymmetry <= 0.2;
       also --m20, --concentration, --smoothness, --r20, --r80, --r-petro,
       --axis-ratio, --position-angle
+  galclust query --results field-results --structures 3: --emission candidate
+      galaxies with 3 or more density structures and an outflow candidate
 
 Answers come from the last published run (or --run ID); a run still being
 written is never read. Without --id, --cone or a selection, all sources are listed.
@@ -67,6 +69,10 @@ def add_query_parser(subparsers: Any) -> argparse.ArgumentParser:
     arg("--flags", metavar="any|none|NAME,...", help="pixel flags, e.g. TOO_FEW_PIXELS")
     arg("--class", dest="class_", metavar="NAME[=VALUE]",
         help="predicted class of classification NAME (default: its positive class)")
+    arg("--structures", metavar="A[:B]", help="density structures in the galaxy (galclust "
+        "structures): A, A:B, A: or :B")
+    arg("--emission", choices=("yes", "no", "candidate"),
+        help="with extended emission-line regions, without, or with an outflow candidate")
     for column in MORPHOLOGY_COLUMNS:
         arg(f"--{column.replace('_', '-')}", metavar="A[:B]", dest=f"morph_{column}",
             help=argparse.SUPPRESS if column not in SHOWN else
@@ -128,7 +134,8 @@ def cmd_query(args: argparse.Namespace) -> int:
     morph = {c: _pair(getattr(args, f"morph_{c}"), ":", f"--{c.replace('_', '-')}")
              for c in MORPHOLOGY_COLUMNS if getattr(args, f"morph_{c}", None)}
     sel = bool(morph) or any(getattr(args, k) for k in ("n_clusters", "spurious", "z_range",
-                                                        "flags", "class_"))
+                                                        "flags", "class_", "structures",
+                                                        "emission"))
     modes = [m for m, on in (("--id", args.id is not None), ("--cone", args.cone),
                              ("a selection", sel)) if on]
     if len(modes) > 1:
@@ -161,7 +168,9 @@ def cmd_query(args: argparse.Namespace) -> int:
         flags = args.flags and {"any": True, "none": False}.get(args.flags.lower(),
                                                                 args.flags.split(","))
         cls = None if not args.class_ else (*args.class_.split("=", 1), None)[:2]
+        n_st = _pair(args.structures, ":", "--structures") if args.structures else None
         df = q.select(n_clusters=n, z=z, flags=flags, classified=cls, morphology=morph or None,
+                      structures=n_st, emission=args.emission,
                       spurious=None if args.spurious is None else args.spurious == "yes")
     n_rows, df = len(df), df if args.limit is None else df.head(args.limit)
     if args.format == "json":

@@ -58,11 +58,21 @@ from galclust.pipeline import (
 from galclust.products import (
     CATALOG_PRODUCTS,
     DETECT_PRODUCTS,
+    EMISSION_PRODUCTS,
     MORPHOLOGY_PRODUCTS,
     PIXEL_PRODUCTS,
+    STRUCTURES_PRODUCTS,
 )
 from galclust.store.cube import open_catalog, open_cube, open_labels
 from galclust.store.results import RunWriter, default_results_url
+from galclust.structures_stage import (
+    EmissionOptions,
+    StructuresOptions,
+    plan_emission,
+    plan_structures,
+    run_emission_stage,
+    run_structures_stage,
+)
 
 __all__ = ["SMALL_JOB", "STAGES", "RunInputs", "Stage", "begin", "execute", "publish",
            "run_stage"]
@@ -217,6 +227,38 @@ class MorphologyStage(Stage):
         return run_morphology_stage(inputs, run, plan, options, client=client)
 
 
+class StructuresStage(Stage):
+    """Density structures (AstroLink) per galaxy footprint or per tile."""
+
+    name = "structures"
+    options = StructuresOptions
+    products = tuple(STRUCTURES_PRODUCTS.values())
+
+    def plan(self, inputs: RunInputs, options: StructuresOptions,
+             **selection: Any) -> StagePlan:
+        return plan_structures(inputs, options)
+
+    def run(self, inputs: RunInputs, run: RunWriter, plan: StagePlan,
+            options: StructuresOptions, *, client: Any = None,
+            **selection: Any) -> dict[str, Any]:
+        return run_structures_stage(inputs, run, plan, options, client=client)
+
+
+class EmissionStage(Stage):
+    """Extended emission-line regions in the medium band each galaxy's redshift calls for."""
+
+    name = "emission"
+    options = EmissionOptions
+    products = tuple(EMISSION_PRODUCTS.values())
+
+    def plan(self, inputs: RunInputs, options: EmissionOptions, **selection: Any) -> StagePlan:
+        return plan_emission(inputs, options)
+
+    def run(self, inputs: RunInputs, run: RunWriter, plan: StagePlan, options: EmissionOptions,
+            *, client: Any = None, **selection: Any) -> dict[str, Any]:
+        return run_emission_stage(inputs, run, plan, options, client=client)
+
+
 class CatalogStage(Stage):
     """Cutout embedding and spurious-source flags of the whole catalog (:mod:`galclust.catalog`)."""
 
@@ -274,7 +316,8 @@ class ClassifyStage(Stage):
 
 #: Every stage, in run order. Adding a stage: one Stage subclass and one line here.
 STAGES: dict[str, Stage] = {s.name: s for s in (
-    DetectStage(), PixelStage(), MorphologyStage(), CatalogStage(), ClassifyStage())}
+    DetectStage(), PixelStage(), MorphologyStage(), StructuresStage(), EmissionStage(),
+    CatalogStage(), ClassifyStage())}
 
 
 def _selection(selection: dict[str, Any]) -> dict[str, Any]:

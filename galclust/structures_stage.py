@@ -1,0 +1,253 @@
+"""The structures and emission stages of the run path (:mod:`galclust.structures`), with
+their options.
+
+**structures** finds density structures (AstroLink, or HDBSCAN) in every
+catalog galaxy's footprint, or on the whole cube by abutting tiles
+(``--structures-mode tile``, a deep field). Products: ``structures/table``
+(one row per structure: galaxy ``id``, ``structure``, ``parent``,
+``significance``, points, pixels, centroid, composite SED with errors),
+``structures/galaxies`` (per galaxy: ``n_structures``, ``n_leaves``,
+``max_significance``, flag and reason) and ``structures/stamps`` (label
+stamps); in tile mode ``structures/labels`` (the map).
+
+**emission** finds extended emission-line regions of every galaxy in the
+medium band its redshift calls for (Hα, [OIII]+Hβ or Paβ), or a given band.
+Products: ``emission/regions`` (one row per region with its measurements,
+errors and outflow score), ``emission/galaxies`` (band, line, regions,
+candidates, flag and reason) and ``emission/stamps``. It is skipped, saying
+why, when no galaxy can have a band (no redshifts and no ``--emission-band``,
+or no medium band in the cube).
+
+Both are reused while the pixels, the segmentation and the options are unchanged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from galclust.argtypes import number, whole
+from galclust.errors import InputError, check_choice
+from galclust.options import _check_int, _opt, stage_options
+from galclust.pipeline import StagePlan, _adopt, _inputs, _key, find_checkpoint, write_checkpoint
+from galclust.products import EMISSION_PRODUCTS, STRUCTURES_PRODUCTS
+
+__all__ = ["EmissionOptions", "StructuresOptions", "plan_emission", "plan_structures",
+           "run_emission_stage", "run_structures_stage"]
+
+METHODS, BACKGROUNDS, MODES = ("astrolink", "hdbscan"), ("subtract", "keep"), ("galaxies",
+                                                                             "tile")
+
+
+@stage_options("structures")
+@dataclass(frozen=True)
+class StructuresOptions:
+    """Options of the density-structures stage (see :func:`galclust.find_structures`).
+
+    Raises
+    ------
+    InputError
+        On construction, for an unknown method, background or mode, or a value out of
+        range.
+    """
+
+    method: str = _opt("astrolink", "--structure-method", "astrolink or hdbscan",
+                       own="--method")
+    k_den: int = _opt(50, "--k-den", "density neighbours (AstroLink k_den; HDBSCAN "
+                      "min_cluster_size)", type=whole(2))
+    significance: float = _opt(5.0, "--significance", "AstroLink S: significance of a "
+                               "structure against density noise, in sigma",
+                               type=number(0, open_low=True))
+    n_samples: int = _opt(0, "--samples", "points sampled per footprint (0: 10 per pixel above "
+                          "the background cut, 2,000 to 10^6)", type=whole(0))
+    background: str = _opt("subtract", "--background", "subtract a background cut from the "
+                           "luminosity, or keep every positive pixel (faint structures)")
+    psf_fwhm: float = _opt(2.0, "--psf-fwhm", "PSF FWHM in pixels (positions are scaled in "
+                           "PSF widths)", type=number(0, open_low=True))
+    mode: str = _opt("galaxies", "--structures-mode", "galaxies (each catalog footprint) or "
+                     "tile (the whole cube by tiles: a deep field)", own="--mode")
+    random_state: int = _opt(0, "--seed", "random seed", type=whole(0))
+
+    def __post_init__(self) -> None:
+        check_choice("method", self.method, METHODS)
+        check_choice("background", self.background, BACKGROUNDS)
+        check_choice("mode", self.mode, MODES)
+        _check_int("k_den", self.k_den, 2)
+        _check_int("n_samples", self.n_samples, 0)
+        _check_int("random_state", self.random_state, 0)
+        if not float(self.significance) > 0 or not float(self.psf_fwhm) > 0:
+            raise InputError(f"significance={self.significance!r} and psf_fwhm="
+                             f"{self.psf_fwhm!r} must be > 0.")
+
+    def kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`galclust.find_structures`."""
+        return {"method": self.method, "k_den": self.k_den, "S": float(self.significance),
+                "n_samples": self.n_samples or None, "background": self.background,
+                "psf_fwhm": float(self.psf_fwhm), "random_state": self.random_state}
+
+
+@stage_options("emission")
+@dataclass(frozen=True)
+class EmissionOptions:
+    """Options of the emission-regions stage (see :func:`galclust.emission_regions`).
+
+    Raises
+    ------
+    InputError
+        On construction, for a value out of range.
+    """
+
+    band: str | None = _opt(None, "--emission-band", "the medium band for every galaxy "
+                            "(default: the one holding Halpha, [OIII]+Hbeta or Pabeta at each "
+                            "galaxy's catalog redshift)", metavar="BAND", own="--band")
+    nsigma: float = _opt(3.0, "--excess-nsigma", "threshold on the PSF-smoothed excess S/N "
+                         "of a pixel", type=number(0, open_low=True), own="--nsigma")
+    psf_fwhm: float = _opt(2.0, "--psf-fwhm", "PSF FWHM in pixels (positions are scaled in "
+                           "PSF widths)", type=number(0, open_low=True))
+    margin: int = _opt(16, "--emission-margin", "pixels around each galaxy's box",
+                       type=whole(0), own="--margin")
+
+    def __post_init__(self) -> None:
+        _check_int("margin", self.margin, 0)
+        if not float(self.nsigma) > 0 or not float(self.psf_fwhm) > 0:
+            raise InputError(f"nsigma={self.nsigma!r} and psf_fwhm={self.psf_fwhm!r} must "
+                             "be > 0.")
+
+    def kwargs(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _boxes(inputs: Any, client: Any) -> Any:
+    """Footprint boxes of the catalog galaxies (computed once per run)."""
+    from galclust.pipeline import _footprints
+
+    if inputs.footprints is None:
+        inputs.footprints = _footprints(inputs.cube, inputs.catalog, client)
+    return inputs.footprints
+
+
+def _plan(inputs: Any, stage: str, options: Any) -> StagePlan:
+    key = _key(stage, _inputs(inputs.cube, ("sci", "err", "weight", "seg", "catalog")),
+               options.kwargs())
+    cp = find_checkpoint(inputs.results, stage, key)
+    return StagePlan(stage, key, "reuse" if cp else "compute", cp)
+
+
+def _start(run: Any, plan: StagePlan, products: dict[str, str]) -> dict[str, Any] | None:
+    for product in products.values():  # inherited from the last run: not this one's
+        run.products.pop(product, None)
+    if plan.action == "reuse":
+        _adopt(run, plan)
+        return {"action": "reuse", "from_run": plan.checkpoint["run"]}
+    return None
+
+
+# --------------------------------------------------------------------------- structures
+def plan_structures(inputs: Any, options: StructuresOptions) -> StagePlan:
+    """Skip (nothing to measure), reuse or compute."""
+    if options.mode == "galaxies" and not len(inputs.catalog):
+        return StagePlan("structures", "", "skip", reason="the catalog has no sources")
+    return _plan(inputs, "structures", options)
+
+
+def run_structures_stage(inputs: Any, run: Any, plan: StagePlan, options: StructuresOptions,
+                         *, client: Any = None) -> dict[str, Any]:
+    """Carry out a structures plan into ``run``; the checkpoint is written last."""
+    from galclust.progress import Progress
+    from galclust.sources.survey import cube_tiles
+    from galclust.structures.survey import structure_tables
+
+    t0 = time.perf_counter()
+    done = _start(run, plan, STRUCTURES_PRODUCTS)
+    if done:
+        return {**done, "seconds": time.perf_counter() - t0}
+    cube = inputs.cube
+    boxes = None if options.mode == "tile" else _boxes(inputs, client)
+    with Progress(len(cube_tiles(cube, None)), what="tiles", desc="structures") as bar:
+        out = structure_tables(cube, None if boxes is None else
+                               boxes[["id", "y0", "y1", "x0", "x1"]],
+                               options=options.kwargs(), mode=options.mode, client=client,
+                               progress=bar.update)
+    written = []
+    for name, frame in out.items():
+        product = STRUCTURES_PRODUCTS[name]
+        if name == "labels":
+            import xarray as xr
+
+            run.write_dataset(product, xr.Dataset({"labels": (("y", "x"), frame)}))
+        elif len(frame):
+            run.write_table(product, frame)
+        else:
+            continue
+        written.append(product)
+    write_checkpoint(run, "structures", plan.key, written)
+    table, gal = out["structures"], out.get("galaxies")
+    summary = {"action": "compute", "mode": options.mode, "method": options.method,
+               "structures": int(len(table)), "seconds": time.perf_counter() - t0}
+    if gal is not None and len(gal):
+        summary["galaxies"] = int(len(gal))
+        summary["flagged"] = int((gal["flag"] > 0).sum())
+    return summary
+
+
+# --------------------------------------------------------------------------- emission
+def plan_emission(inputs: Any, options: EmissionOptions) -> StagePlan:
+    """Skip when no galaxy can have a medium band; else reuse or compute."""
+    from galclust.structures.emission import band_for_redshift
+
+    bands = [str(b) for b in inputs.cube["band"].values]
+    wavelength = np.asarray(inputs.cube["wavelength"].values, dtype=float)
+    if options.band is not None:
+        if options.band not in bands:
+            from galclust.errors import did_you_mean
+
+            raise InputError(f"--emission-band {options.band!r} is not in the cube (bands: "
+                             f"{', '.join(bands)}){did_you_mean(options.band, bands)}.")
+    else:
+        z = inputs.catalog["z"].to_numpy(float) if "z" in inputs.catalog else np.array([])
+        z = np.unique(np.round(z[np.isfinite(z) & (z >= 0)], 3))
+        if not len(z):
+            return StagePlan("emission", "", "skip", reason=(
+                "no catalog redshifts: each galaxy's medium band follows from its z (give a "
+                "redshift column in [catalog], or --emission-band BAND)"))
+        if all(band_for_redshift(float(v), bands, wavelength)[0] is None for v in z):
+            return StagePlan("emission", "", "skip", reason=(
+                f"no medium band of the cube ({', '.join(bands)}) holds Halpha, [OIII], "
+                "Hbeta or Pabeta at any catalog redshift"))
+    return _plan(inputs, "emission", options)
+
+
+def run_emission_stage(inputs: Any, run: Any, plan: StagePlan, options: EmissionOptions, *,
+                       client: Any = None) -> dict[str, Any]:
+    """Carry out an emission plan into ``run``; the checkpoint is written last."""
+    from galclust.progress import Progress
+    from galclust.sources.survey import cube_tiles
+    from galclust.structures.survey import emission_tables
+
+    t0 = time.perf_counter()
+    done = _start(run, plan, EMISSION_PRODUCTS)
+    if done:
+        return {**done, "seconds": time.perf_counter() - t0}
+    boxes = _boxes(inputs, client)
+    opts = {"band": options.band, "nsigma": float(options.nsigma),
+            "psf_fwhm": float(options.psf_fwhm)}
+    with Progress(len(cube_tiles(inputs.cube, None)), what="tiles", desc="emission") as bar:
+        out = emission_tables(inputs.cube, boxes[["id", "y0", "y1", "x0", "x1", "z"]],
+                              options=opts, margin=options.margin, client=client,
+                              progress=bar.update)
+    written = []
+    for name, frame in out.items():
+        if len(frame):
+            run.write_table(EMISSION_PRODUCTS[name], frame)
+            written.append(EMISSION_PRODUCTS[name])
+    write_checkpoint(run, "emission", plan.key, written)
+    gal = out["galaxies"]
+    return {"action": "compute", "galaxies": int(len(gal)),
+            "with_regions": int((gal.get("n_regions", 0) > 0).sum()) if len(gal) else 0,
+            "candidates": int(gal["n_candidates"].sum()) if len(gal) else 0,
+            "not_measured": int((gal["flag"] > 0).sum()) if len(gal) else 0,
+            "seconds": time.perf_counter() - t0}
