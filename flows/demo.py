@@ -120,7 +120,8 @@ def run_demo(*, workdir: str = "galclust-demo", size: int = 1024, seed: int = 0,
                          psf_matched=True, layout=DEMO_LAYOUT)
     t_synth = time.perf_counter() - t0
     _step(f"nightly flow (Prefect, local Dask cluster of {workers} workers): ingest -> "
-          "detection -> pixel clustering -> morphology -> spurious flags -> publish", quiet)
+          "detection -> pixel clustering -> morphology -> structures -> emission regions -> "
+          "spurious flags -> publish", quiet)
     summary = nightly_flow(survey.manifest_path, store, workers=workers)
     results = galclust.open_results(summary["results"])
     cube = galclust.open_cube(store)
@@ -141,6 +142,11 @@ def run_demo(*, workdir: str = "galclust-demo", size: int = 1024, seed: int = 0,
     for what in ("detect", "morphology"):
         paths += save_source_figures(store, summary["results"], summary["run"], pictures,
                                      what=what)
+    from galclust.plots.structures import save_structure_figures
+
+    for what in ("structures", "emission"):
+        paths += save_structure_figures(store, summary["results"], summary["run"], pictures,
+                                        what=what, n=2)
 
     print()
     print(describe_cube(cube, store))
@@ -151,6 +157,8 @@ def run_demo(*, workdir: str = "galclust-demo", size: int = 1024, seed: int = 0,
         f"detect {summary['detect']['seconds']:.1f} s",
         f"pixels {summary['pixels']['seconds']:.1f} s",
         f"morphology {summary['morphology']['seconds']:.1f} s",
+        f"structures {summary['structures']['seconds']:.1f} s",
+        f"emission {summary['emission']['seconds']:.1f} s",
         f"flags {summary['catalog']['seconds']:.1f} s",
         f"whole flow {summary['seconds']:.1f} s"]))
     print(f"\npixel clustering against truth (synthetic layout {DEMO_LAYOUT!r}: each galaxy "
@@ -200,3 +208,20 @@ def _print_sources(results: Any, truth: pd.DataFrame, summary: dict[str, Any],
     if rows:
         print("morphology (statmorph definitions; medians of unflagged rows):")
         print(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    from galclust.products import EMISSION_PRODUCTS, STRUCTURES_PRODUCTS
+
+    if STRUCTURES_PRODUCTS["galaxies"] in results.products:
+        gal = results.table(STRUCTURES_PRODUCTS["galaxies"])
+        ok = gal[gal["flag"] == 0]
+        print(f"density structures (AstroLink, {summary['structures']['seconds']:.1f} s incl. "
+              f"compiling): {int(ok['n_structures'].sum())} in {len(ok)} galaxies; "
+              f"{int((ok['n_structures'] >= 2).sum())} galaxies with 2 or more")
+    if EMISSION_PRODUCTS["galaxies"] in results.products:
+        gal = results.table(EMISSION_PRODUCTS["galaxies"])
+        ok = gal[gal["flag"] == 0]
+        print(f"emission regions: {len(ok)} galaxies with a medium band for their redshift "
+              f"({', '.join(sorted(set(ok['band'])))}); {int((ok['n_regions'] > 0).sum())} "
+              f"with regions, {int(ok['n_candidates'].sum())} outflow candidates")
+    elif "emission" in summary:
+        print(f"emission regions: {summary['emission']['action']} "
+              f"({summary['emission'].get('reason', '')})")

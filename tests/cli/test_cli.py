@@ -17,8 +17,8 @@ def test_every_command_has_help(capsys):
     out = capsys.readouterr().out
     sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
     commands = sorted(sub.choices)
-    assert set(commands) == {"demo", "ingest", "detect", "pixels", "morphology", "flag",
-                             "classify", "nightly", "serve", "query"}
+    assert set(commands) == {"demo", "ingest", "detect", "pixels", "morphology", "structures",
+                             "emission", "flag", "classify", "nightly", "serve", "query"}
     for cmd in commands:
         assert cmd in out
         assert main([cmd, "--help"]) == 0
