@@ -27,6 +27,14 @@ detections. Printed: the times, their ratio (photutils / galclust), memory.
 **Morphology**: :func:`_structures_morphology.bench_morphology` — galclust's
 ``morphology`` against statmorph per galaxy (CPU time ratio) and their
 agreement on Sersic galaxies and the real HST Abell 2744 images.
+
+**Density structures** (issue 13): :func:`_structures_density.bench_density` —
+AstroLink on a 10^6-point cloud from one tile against HDBSCAN on the same
+points, after compilation, with the compilation time shown apart.
+
+**Emission regions**: :func:`_structures_emission.bench_emission` — emission
+regions per galaxy over a synthetic survey (galaxies per second, recovery and
+false regions) against DBSCAN on (x, y, flux) of the raw medium band.
 """
 
 from __future__ import annotations
@@ -203,15 +211,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=int, default=8192, help="mosaic side (px)")
     parser.add_argument("--quick", action="store_true", help="2048^2 and a small set")
-    parser.add_argument("--skip-detection", action="store_true")
-    parser.add_argument("--skip-morphology", action="store_true")
+    for part in ("detection", "morphology", "density", "emission"):
+        parser.add_argument(f"--skip-{part}", action="store_true")
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("NUMBA_NUM_THREADS", "1")
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     if not args.skip_morphology:
-        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
         from _structures_morphology import bench_morphology
 
         bench_morphology(quick=args.quick)
+    if not args.skip_density:
+        from _structures_density import bench_density
+
+        bench_density(quick=args.quick)
+    if not args.skip_emission:
+        from _structures_emission import bench_emission
+
+        bench_emission(quick=args.quick)
     if not args.skip_detection:
         work = tempfile.mkdtemp(prefix="galclust-structures-")
         try:
