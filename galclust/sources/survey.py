@@ -37,7 +37,7 @@ import xarray as xr
 from galclust.errors import InputError
 
 __all__ = ["TILE_EDGE", "SegTarget", "cluster_morphology", "cluster_morphology_tables",
-           "compute_tasks", "cube_tiles", "detect_cube", "group_by_tile",
+           "compute_tasks", "cube_tiles", "detect_cube", "group_by_tile", "region_of",
            "detection_image_band", "morphology_tables"]
 
 #: Flag bit of a source whose footprint reaches the edge of the tile's halo.
@@ -313,10 +313,7 @@ def morphology_tables(cube: xr.Dataset, seg: Any, boxes: pd.DataFrame, *, band: 
     task = dask.delayed(_morph_tile, pure=True)
     parts = []
     for members in group_by_tile(cube, boxes):
-        y0 = max(int(members["y0"].min()) - margin, 0)
-        y1 = min(int(members["y1"].max()) + margin, ny)
-        x0 = max(int(members["x0"].min()) - margin, 0)
-        x1 = min(int(members["x1"].max()) + margin, nx)
+        y0, y1, x0, x1 = region_of(members, margin, (ny, nx))
         sci = cube["sci"].data[band, y0:y1, x0:x1]
         err = cube["err"].data[band, y0:y1, x0:x1]
         parts.append(task(sci, err, seg[y0:y1, x0:x1], members["id"].to_numpy(), (y0, x0)))
@@ -382,16 +379,22 @@ def cluster_morphology_tables(cube: xr.Dataset, stamps: pd.DataFrame, reader: An
     task = dask.delayed(_cluster_tile, pure=True)
     parts = []
     for members in group_by_tile(cube, boxes):
-        y0 = max(int(members["y0"].min()) - margin, 0)
-        y1 = min(int(members["y1"].max()) + margin, ny)
-        x0 = max(int(members["x0"].min()) - margin, 0)
-        x1 = min(int(members["x1"].max()) + margin, nx)
+        y0, y1, x0, x1 = region_of(members, margin, (ny, nx))
         parts.append(task(cube["sci"].data[band, y0:y1, x0:x1],
                           cube["err"].data[band, y0:y1, x0:x1], (y0, x0), reader,
                           members["id"].to_numpy(), decode))
     scheduler = client if client is not None else "threads"
     out = [p for p in compute_tasks(parts, client, scheduler, progress) if len(p)]
     return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
+
+
+def region_of(boxes: pd.DataFrame, margin: int, shape: tuple[int, int]
+              ) -> tuple[int, int, int, int]:
+    """``(y0, y1, x0, x1)``: the region holding every box plus ``margin``, on the mosaic."""
+    return (max(int(boxes["y0"].min()) - margin, 0), min(int(boxes["y1"].max()) + margin,
+                                                         shape[0]),
+            max(int(boxes["x0"].min()) - margin, 0), min(int(boxes["x1"].max()) + margin,
+                                                         shape[1]))
 
 
 def group_by_tile(cube: xr.Dataset, boxes: pd.DataFrame) -> list[pd.DataFrame]:

@@ -30,7 +30,7 @@ import pandas as pd
 import xarray as xr
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from galclust.sources.survey import compute_tasks, cube_tiles, group_by_tile
+from galclust.sources.survey import compute_tasks, cube_tiles, group_by_tile, region_of
 
 __all__ = ["AstroLinkWarmup", "emission_tables", "encode_labels", "structure_tables",
            "warm_workers"]
@@ -166,21 +166,25 @@ def structure_tables(cube: xr.Dataset, boxes: pd.DataFrame | None, *,
             [(t[0], t[2], st) for t, st in zip(tiles, done, strict=True)],
             (int(cube.sizes["y"]), int(cube.sizes["x"])))
         return {"structures": table.rename(columns={"id": "structure"}), "labels": labels}
-    task = dask.delayed(_structures_tile, nout=3, pure=True)
+    return _per_tile(cube, boxes, margin, _structures_tile, ("structures", "galaxies", "stamps"),
+                     (dict(options), bands, margin), client, progress)
+
+
+def _per_tile(cube: xr.Dataset, boxes: pd.DataFrame, margin: int, func: Callable[..., Any],
+              names: tuple[str, ...], args: tuple[Any, ...], client: Any,
+              progress: Callable[[int], Any] | None) -> dict[str, pd.DataFrame]:
+    """``func(sci, err, seg, members, origin, *args)`` -> tables, one task per tile of
+    galaxies (their boxes plus ``margin``); the tables concatenated by name."""
+    task = dask.delayed(func, nout=len(names), pure=True)
     ny, nx = int(cube.sizes["y"]), int(cube.sizes["x"])
     parts = []
     for members in group_by_tile(cube, boxes):
-        y0 = max(int(members["y0"].min()) - margin, 0)
-        y1 = min(int(members["y1"].max()) + margin, ny)
-        x0 = max(int(members["x0"].min()) - margin, 0)
-        x1 = min(int(members["x1"].max()) + margin, nx)
+        y0, y1, x0, x1 = region_of(members, margin, (ny, nx))
         parts.append(dask.delayed(tuple)(task(
             cube["sci"].data[:, y0:y1, x0:x1], cube["err"].data[:, y0:y1, x0:x1],
-            cube["seg"].data[y0:y1, x0:x1], members.reset_index(drop=True), (y0, x0),
-            dict(options), bands, margin)))
-    done = compute_tasks(parts, client, scheduler, progress)
-    return {name: _concat([d[i] for d in done]) for i, name in
-            enumerate(("structures", "galaxies", "stamps"))}
+            cube["seg"].data[y0:y1, x0:x1], members.reset_index(drop=True), (y0, x0), *args)))
+    done = compute_tasks(parts, client, client if client is not None else "threads", progress)
+    return {name: _concat([d[i] for d in done]) for i, name in enumerate(names)}
 
 
 def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
@@ -251,19 +255,5 @@ def emission_tables(cube: xr.Dataset, boxes: pd.DataFrame, *, options: Mapping[s
     """
     bands = [str(b) for b in cube["band"].values]
     wavelength = np.asarray(cube["wavelength"].values, dtype=float)
-    scheduler = client if client is not None else "threads"
-    task = dask.delayed(_emission_tile, nout=3, pure=True)
-    ny, nx = int(cube.sizes["y"]), int(cube.sizes["x"])
-    parts = []
-    for members in group_by_tile(cube, boxes):
-        y0 = max(int(members["y0"].min()) - margin, 0)
-        y1 = min(int(members["y1"].max()) + margin, ny)
-        x0 = max(int(members["x0"].min()) - margin, 0)
-        x1 = min(int(members["x1"].max()) + margin, nx)
-        parts.append(dask.delayed(tuple)(task(
-            cube["sci"].data[:, y0:y1, x0:x1], cube["err"].data[:, y0:y1, x0:x1],
-            cube["seg"].data[y0:y1, x0:x1], members.reset_index(drop=True), (y0, x0),
-            wavelength, bands, dict(options), margin)))
-    done = compute_tasks(parts, client, scheduler, progress)
-    return {name: _concat([d[i] for d in done]) for i, name in
-            enumerate(("regions", "galaxies", "stamps"))}
+    return _per_tile(cube, boxes, margin, _emission_tile, ("regions", "galaxies", "stamps"),
+                     (wavelength, bands, dict(options), margin), client, progress)
