@@ -103,7 +103,7 @@ def plot_dendrogram(table: pd.DataFrame, *, galaxy: int | None = None,
                     ha="center", fontsize=7)
     ax.set_xticks([])
     ax.set_xlabel("structures (leaves left to right)")
-    ax.set_ylabel("significance (sigma above density noise)")
+    ax.set_ylabel("significance (AstroLink: sigma above density noise;\nHDBSCAN: persistence)")
     what = f"galaxy {galaxy}: " if galaxy is not None else ""
     ax.set_title(_title(f"{what}structure hierarchy", run_id, options), fontsize="medium")
     return fig

@@ -15,6 +15,12 @@
 - :func:`make_blend_scenes` — multi-band scenes of blended galaxies with
   truth (``family="heldout"`` for validation); :func:`score_detection`
   matches a segmentation map to their true sources one-to-one.
+- :func:`make_clumpy_galaxy` — a clumpy multi-band galaxy (clumps of distinct
+  SEDs on a diffuse host) with its true clump cores; :func:`score_clumps`
+  matches a structure map to them (``family="heldout"`` for validation).
+- :func:`make_emission_galaxy` — a galaxy in NIRCam broad + medium bands with
+  extended line emission in the medium band holding Hα/[OIII]/Paβ at z (or a
+  control), with the true region (``family="heldout"`` for validation).
 """
 
 from __future__ import annotations
@@ -26,6 +32,12 @@ from galclust.synth.blends import (
     make_blend_scenes,
     score_detection,
 )
+from galclust.synth.clumps import (
+    CLUMP_FAMILIES,
+    ClumpyGalaxy,
+    make_clumpy_galaxy,
+    score_clumps,
+)
 from galclust.synth.cluster_field import (
     FIELD_FAMILIES,
     SDSS_BANDS,
@@ -34,6 +46,12 @@ from galclust.synth.cluster_field import (
 )
 from galclust.synth.cluster_field import KINDS as CLUSTER_KINDS
 from galclust.synth.cluster_survey import ClusterSurvey, make_cluster_survey
+from galclust.synth.emission import (
+    EMISSION_BANDS,
+    EMISSION_FAMILIES,
+    EmissionGalaxy,
+    make_emission_galaxy,
+)
 from galclust.synth.galaxy import (
     DETECT_NSIGMA,
     LAYOUTS,
@@ -48,8 +66,11 @@ from galclust.synth.survey import SyntheticSurvey, make_survey
 
 __all__ = [
     "BLEND_FAMILIES",
+    "CLUMP_FAMILIES",
     "CLUSTER_KINDS",
     "DETECT_NSIGMA",
+    "EMISSION_BANDS",
+    "EMISSION_FAMILIES",
     "FAMILIES",
     "FIELD_FAMILIES",
     "LAYOUTS",
@@ -57,18 +78,23 @@ __all__ = [
     "REASONS",
     "SDSS_BANDS",
     "BlendScene",
+    "ClumpyGalaxy",
     "ClusterField",
     "ClusterSurvey",
+    "EmissionGalaxy",
     "SyntheticGalaxy",
     "SyntheticSurvey",
     "footprint",
     "galaxy_snr",
     "half_light_mask",
+    "make_clumpy_galaxy",
     "make_cluster_field",
     "make_cluster_survey",
+    "make_emission_galaxy",
     "make_blend_scenes",
     "make_galaxy",
     "make_survey",
+    "score_clumps",
     "score_detection",
     "sed_fluxes",
 ]

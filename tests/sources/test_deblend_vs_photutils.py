@@ -22,23 +22,27 @@ Protocol
 Tuned on / held out
 -------------------
 Every setting of the colour deblender (``contrast_sigma``, ``colour_sigma``,
-``colour_chi2``, ``colour_min``, ``split_distance``, ``peak_separation``)
-and the benchmark's ``NSIGMA``/``NPIXELS`` were chosen on the ``"default"``
-family only (seed 0, 80-120 scenes; the test uses seed 11, 200 scenes). The
-``"heldout"`` family (clumpy/Moffat-like galaxies, other SEDs, correlated
-noise, up to 4 sources) was only run, never tuned on; its assertions are
-the levels measured on it with a margin, not the targets.
+``colour_chi2``, ``colour_min``, ``split_distance``, ``peak_separation``,
+``symmetry_chi2``, ``symmetry_distance`` and the symmetry split's internal
+constants) and the benchmark's ``NSIGMA``/``NPIXELS`` were chosen on the
+``"default"`` family only (seeds 0 and 1, 120-200 scenes; the test uses seed
+11, 200 scenes). The ``"heldout"`` family (clumpy/Moffat-like galaxies,
+other SEDs, correlated noise, up to 4 sources) was only run, never tuned
+on; its assertions are the levels measured on it with a margin, not the
+targets.
 
-Targets of the issue and what holds (default family)
-----------------------------------------------------
-purity >= 0.95 holds (0.98). The completeness target (>= 0.85 where
-photutils gets ~0.7) does NOT hold: colour reaches 0.73 where photutils gets
-0.64 (test seed, 200 scenes); the shortfall is the close (< 1 FWHM),
-high-flux-ratio pairs, which neither topography nor the colour split
-separates at this S/N. Fully resolved blends are 0.40 vs 0.25 (1.6x) on the
-test seed (2.35x on the tuning seed), so ">= 2x" is not reliable. Both
-targets are strict ``xfail`` tests below (they will flag when they pass);
-what holds is asserted with a margin.
+Targets of the issue and what holds (default family, test seed)
+---------------------------------------------------------------
+- purity >= 0.95 holds (0.972).
+- fully resolved blends >= 2x photutils holds, narrowly: 0.520 vs 0.247
+  (2.1x; asserted as the target itself, no margin beyond it).
+- completeness >= 0.85 does NOT hold: 0.797 where photutils gets 0.641
+  (0.81-0.83 on the tuning seeds). The shortfall is faint companions
+  (S/N < 30: 0.46) closer than ~0.6 FWHM and pairs split into fragments
+  that do not match (triplets). There is no test of it; the margins below
+  are what is asserted.
+Measured on the held-out family: colour 0.722 / 0.988 / 0.394
+(completeness / purity / resolved), photutils 0.623 / 1.000 / 0.212.
 """
 
 from __future__ import annotations
@@ -50,7 +54,8 @@ import pytest
 
 from galclust.sources.detection import detect, detection_image
 from galclust.sources.noise import estimate_noise
-from galclust.synth.blends import make_blend_scenes, score_detection
+from galclust.synth.blends import BLEND_BANDS, make_blend_scenes, score_detection
+from galclust.synth.profiles import convolve_psf, psf_fwhm_px, sersic
 
 photutils_seg = pytest.importorskip("photutils.segmentation")
 
@@ -129,45 +134,61 @@ def heldout_results():
 
 @pytest.mark.slow
 def test_default_family_targets(default_results):
-    """Tuned on this family (other seed): purity and fully-resolved blends targets."""
+    """Tuned on this family (other seeds): purity target and margins over photutils
+    (measured: colour 0.797 / 0.972 / 0.520 completeness / purity / resolved,
+    photutils 0.641 / 0.996 / 0.247)."""
     _report("default", default_results)
     ph, ws, co = (default_results[m] for m in ("photutils", "watershed", "colour"))
     assert 0.5 <= ph["completeness"] <= 0.8              # the scenes are hard for photutils
     assert ph["isolated"] >= 0.95
     assert co["purity"] >= 0.95
-    assert co["resolved"] >= 1.4 * ph["resolved"]        # 2x is the xfail below
-    assert co["completeness"] >= ph["completeness"] + 0.06
-    assert co["completeness"] >= 0.70
+    assert co["completeness"] >= ph["completeness"] + 0.12
+    assert co["completeness"] >= 0.77
     assert co["isolated"] >= 0.95
     assert co["completeness"] >= ws["completeness"]
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="completeness 0.85 not reached: ~0.73-0.75 on the default family "
-                          "(close, high-flux-ratio pairs stay merged)", strict=True)
-def test_default_family_completeness_target(default_results):
-    assert default_results["colour"]["completeness"] >= 0.85
-
-
-@pytest.mark.slow
-@pytest.mark.xfail(reason="fully resolved blends are ~1.6x photutils on the test seed (0.40 vs "
-                          "0.25), 2.35x on the tuning seed: 2x does not hold reliably",
-                   strict=True)
 def test_default_family_resolved_target(default_results):
+    """Issue target: fully resolved blends >= 2x photutils (measured 2.1x)."""
     r = default_results
     assert r["colour"]["resolved"] >= 2 * r["photutils"]["resolved"]
 
 
 @pytest.mark.slow
 def test_heldout_family(heldout_results):
-    """Never tuned on (measured: colour 0.71 / 0.99 / 0.38 completeness / purity / resolved,
-    photutils 0.62 / 1.00 / 0.21): asserted with a margin below what was measured."""
+    """Never tuned on (measured: colour 0.722 / 0.988 / 0.394 completeness / purity /
+    resolved, photutils 0.623 / 1.000 / 0.212): asserted with a margin below what was
+    measured."""
     _report("heldout", heldout_results)
     ph, co = heldout_results["photutils"], heldout_results["colour"]
-    assert co["completeness"] >= ph["completeness"] + 0.04
-    assert co["resolved"] >= 1.3 * ph["resolved"]
+    assert co["completeness"] >= ph["completeness"] + 0.06
+    assert co["resolved"] >= 1.5 * ph["resolved"]
     assert co["purity"] >= 0.95
     assert co["isolated"] >= 0.95
+
+
+def test_colour_gradient_galaxy_stays_whole():
+    """A single disk + much redder bulge (a strong radial colour gradient), elliptical, at
+    S/N 100-1000, stays one segment: it is point-symmetric, so the symmetry split finds no
+    companion, and its colour maps share a centre."""
+    lam = np.array(list(BLEND_BANDS.values()))
+    fwhm = psf_fwhm_px(lam, 0.04, minimum=1.6)
+    blue = (lam / lam.mean()) ** -1.5
+    red = (lam / lam.mean()) ** 2.0
+    seds = np.stack([0.6 * blue / blue.sum(), 0.4 * red / red.sum()])
+    for seed in range(4):
+        rng = np.random.default_rng(seed)
+        r_eff, q, th = rng.uniform(1, 3), rng.uniform(0.4, 1), rng.uniform(0, np.pi)
+        imgs = np.stack([sersic((64, 64), 32.3, 31.6, r_eff=r_eff, n=1.0, q=q, theta=th),
+                         sersic((64, 64), 32.3, 31.6, r_eff=max(0.6, 0.35 * r_eff), n=4.0,
+                                q=min(1.0, q + 0.2), theta=th)])
+        model = convolve_psf(imgs, fwhm, seds)[0].astype(float)
+        for snr in (100, 400, 1000):
+            sci = model * snr / np.sqrt((model**2).sum()) + rng.normal(size=model.shape)
+            seg, _ = detect(sci, np.ones_like(sci), nsigma=NSIGMA, npixels=NPIXELS,
+                            kernel_fwhm=KERNEL_FWHM)
+            assert seg.max() == 1, (seed, snr)
 
 
 #: HSC mask planes that make a pixel unusable: BAD, SAT, INTRP, CR, EDGE, NO_DATA
