@@ -122,7 +122,9 @@ def run_demo(*, workdir: str = "galclust-demo", size: int = 1024, seed: int = 0,
     _step(f"nightly flow (Prefect, local Dask cluster of {workers} workers): ingest -> "
           "detection -> pixel clustering -> morphology -> structures -> emission regions -> "
           "spurious flags -> publish", quiet)
-    summary = nightly_flow(survey.manifest_path, store, workers=workers)
+    # density structures are off in nightly runs by default (costly); the demo shows them
+    summary = nightly_flow(survey.manifest_path, store, workers=workers,
+                           settings={"structures": {"method": "astrolink"}})
     results = galclust.open_results(summary["results"])
     cube = galclust.open_cube(store)
 

@@ -43,6 +43,11 @@ def _run(args: argparse.Namespace, stage: str) -> Any:
     from galclust.stages import execute
 
     settings = settings_from_args(args)
+    if stage == "structures" and settings.structures.method == "off":  # the command's default
+        import dataclasses
+
+        settings = settings.replace(structures=dataclasses.replace(settings.structures,
+                                                                   method="astrolink"))
     report = execute(args.store, results=args.results, settings=settings, stages=[stage],
                      scheduler=args.scheduler, workers=args.workers)
     print(f"run {report.run} published to {report.results} in {report.seconds:.1f} s")

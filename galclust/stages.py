@@ -231,6 +231,7 @@ class StructuresStage(Stage):
     """Density structures (AstroLink) per galaxy footprint or per tile."""
 
     name = "structures"
+    drops_on_skip = False  # off by default in nightly runs: the last structures are kept
     options = StructuresOptions
     products = tuple(STRUCTURES_PRODUCTS.values())
 

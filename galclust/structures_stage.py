@@ -2,7 +2,9 @@
 their options.
 
 **structures** finds density structures (AstroLink, or HDBSCAN) in every
-catalog galaxy's footprint, or on the whole cube by abutting tiles
+catalog galaxy's footprint (in nightly runs only when asked for: ``method``
+defaults to ``"off"`` there, as the stage is costly; ``galclust structures``
+uses AstroLink), or on the whole cube by abutting tiles
 (``--structures-mode tile``, a deep field). Products: ``structures/table``
 (one row per structure: galaxy ``id``, ``structure``, ``parent``,
 ``significance``, points, pixels, centroid, composite SED with errors),
@@ -39,8 +41,8 @@ from galclust.products import EMISSION_PRODUCTS, STRUCTURES_PRODUCTS
 __all__ = ["EmissionOptions", "StructuresOptions", "plan_emission", "plan_structures",
            "run_emission_stage", "run_structures_stage"]
 
-METHODS, BACKGROUNDS, MODES = ("astrolink", "hdbscan"), ("subtract", "keep"), ("galaxies",
-                                                                             "tile")
+METHODS, BACKGROUNDS, MODES = ("astrolink", "hdbscan", "off"), ("subtract", "keep"), (
+    "galaxies", "tile")
 
 
 @stage_options("structures")
@@ -55,8 +57,9 @@ class StructuresOptions:
         range.
     """
 
-    method: str = _opt("astrolink", "--structure-method", "astrolink or hdbscan",
-                       own="--method")
+    method: str = _opt("off", "--structure-method", "astrolink, hdbscan, or off (the "
+                       "default in nightly runs: the stage is costly; galclust structures "
+                       "uses astrolink)", own="--method")
     k_den: int = _opt(50, "--k-den", "density neighbours (AstroLink k_den; HDBSCAN "
                       "min_cluster_size)", type=whole(2))
     significance: float = _opt(5.0, "--significance", "AstroLink S: significance of a "
@@ -148,7 +151,13 @@ def _start(run: Any, plan: StagePlan, products: dict[str, str]) -> dict[str, Any
 
 # --------------------------------------------------------------------------- structures
 def plan_structures(inputs: Any, options: StructuresOptions) -> StagePlan:
-    """Skip (nothing to measure), reuse or compute."""
+    """Skip (not asked for, or nothing to measure), reuse or compute."""
+    if options.method == "off":
+        return StagePlan("structures", "", "skip", reason=(
+            "density structures are not asked for (AstroLink costs ~1 s per galaxy after "
+            "compiling for 40-60 s per worker): give --structure-method astrolink (or "
+            "method = \"astrolink\" in the settings file's [structures] table), or run "
+            "galclust structures"))
     if options.mode == "galaxies" and not len(inputs.catalog):
         return StagePlan("structures", "", "skip", reason="the catalog has no sources")
     return _plan(inputs, "structures", options)

@@ -49,7 +49,7 @@ def test_nightly_serve_and_api_share_stage_keys_and_reuse(prefect_harness, surve
     assert "pixels   reuse" in out and "catalog  reuse" in out
     report = execute(store, results=results, settings=RunSettings())
     assert {k: v["action"] for k, v in report.stages.items()} == {
-        "detect": "reuse", "pixels": "reuse", "morphology": "reuse", "structures": "reuse",
+        "detect": "reuse", "pixels": "reuse", "morphology": "reuse", "structures": "skip",
         "emission": "reuse", "catalog": "reuse", "classify": "skip"}
     keys = _keys(store, results, RunSettings())
     assert keys == _keys(store, results, RunSettings.from_dict(params["settings"]))

@@ -21,6 +21,9 @@ from galclust.synth import make_survey
 
 pytestmark = pytest.mark.slow
 
+#: Density structures are off by default in runs (costly); these tests ask for them.
+ON = RunSettings(structures=StructuresOptions(method="astrolink"))
+
 
 @pytest.fixture(scope="module")
 def field(tmp_path_factory):
@@ -28,7 +31,7 @@ def field(tmp_path_factory):
     survey = make_survey(root / "survey", shape=(256, 256), seed=8, psf_matched=True)
     store = str(root / "field.zarr")
     galclust.ingest(survey.manifest_path, store, tile=128)
-    report = execute(store, stages=["structures", "emission"])
+    report = execute(store, stages=["structures", "emission"], settings=ON)
     return survey, store, report
 
 
@@ -83,9 +86,14 @@ def test_emission_band_follows_each_redshift(field):
 
 def test_reuse_skip_and_tile_mode(field):
     _, store, report = field
-    again = execute(store, stages=["structures", "emission"])
+    again = execute(store, stages=["structures", "emission"], settings=ON)
     assert {k: v["action"] for k, v in again.stages.items()} == {
         "structures": "reuse", "emission": "reuse"}
+    off = execute(store, stages=["structures"])  # the default: off, saying how to ask
+    assert off.stages["structures"]["action"] == "skip"
+    assert "--structure-method astrolink" in off.stages["structures"]["reason"]
+    res = galclust.open_results(off.results, run=off.run)
+    assert "structures/table" in res.products  # the last structures are kept
     # a band not in the cube fails the plan; a catalog without redshifts skips emission
     from galclust.errors import InputError
 
@@ -93,7 +101,7 @@ def test_reuse_skip_and_tile_mode(field):
         execute(store, stages=["emission"],
                 settings=RunSettings(emission=EmissionOptions(band="F999M")))
     tile = execute(store, stages=["structures"], settings=RunSettings(
-        structures=StructuresOptions(mode="tile", n_samples=20000)))
+        structures=StructuresOptions(method="astrolink", mode="tile", n_samples=20000)))
     assert tile.stages["structures"]["mode"] == "tile"
     res = galclust.open_results(tile.results, run=tile.run)
     labels = res.dataset("structures/labels")["labels"].values
