@@ -22,7 +22,7 @@ import argparse
 import dataclasses
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import galclust.pixels.options as pixel_defaults
@@ -30,13 +30,23 @@ from galclust.argtypes import number, whole
 from galclust.catalog import defaults
 from galclust.classify import defaults as classify_defaults
 from galclust.errors import InputError, did_you_mean
-from galclust.sources import defaults as sources_defaults
+from galclust.option_fields import OPTIONS, stage_options
+from galclust.option_fields import check_int as _check_int
+from galclust.option_fields import opt as _opt
+from galclust.stage_options import (
+    DetectOptions,
+    EmissionOptions,
+    MorphologyOptions,
+    StructuresOptions,
+)
 
 __all__ = [
     "CatalogOptions",
     "ClassifyOptions",
     "DetectOptions",
+    "EmissionOptions",
     "MorphologyOptions",
+    "StructuresOptions",
     "PixelOptions",
     "RunSettings",
     "add_option_arguments",
@@ -45,74 +55,8 @@ __all__ = [
 ]
 
 
-def _opt(default: Any, flag: str, help: str, *, type: Any = None, metavar: str | None = None,
-         cli: bool = True, own: str | None = None) -> Any:
-    """A dataclass field with its command-line flag, help text and argparse type.
-
-    ``own`` is a shorter flag used by the stage's own command (``galclust classify
-    --labels``) where ``flag`` would be ambiguous among every stage's flags
-    (``galclust nightly --class-labels``).
-    """
-    return field(default=default, metadata={"flag": flag, "help": help, "type": type,
-                                            "metavar": metavar, "cli": cli, "own": own})
-
-
 def _n_clusters(text: str) -> int | str:
     return int(text) if text.isdigit() else text
-
-
-#: Every stage's options class, by stage name, in run order (filled by
-#: :func:`stage_options` where each class is defined).
-OPTIONS: dict[str, type] = {}
-
-
-def stage_options(stage: str) -> Any:
-    """Class decorator: register an options dataclass as stage ``stage``'s.
-
-    A new stage's module declares its options with it; the command-line flags,
-    run-settings files and :class:`RunSettings` pick them up from here.
-    """
-
-    def register(cls: type) -> type:
-        OPTIONS[stage] = cls
-        return cls
-
-    return register
-
-
-@stage_options("detect")
-@dataclass(frozen=True)
-class DetectOptions:
-    """Options of the detection stage (see :func:`galclust.detect`).
-
-    Raises
-    ------
-    InputError
-        On construction, for an unknown deblending method or a value out of range.
-    """
-
-    nsigma: float = _opt(sources_defaults.NSIGMA, "--nsigma", "detection threshold in sigma of "
-                         "the multi-band detection image", type=number(0, open_low=True))
-    npixels: int = _opt(sources_defaults.NPIXELS, "--npixels", "fewest connected pixels of a "
-                        "source", type=whole(1))
-    deblend: str = _opt(sources_defaults.DEBLEND, "--deblend", "colour (topography and pixel "
-                        "SEDs), watershed (the research recipe) or none")
-    halo: int = _opt(sources_defaults.HALO, "--halo", "pixels read around each tile: sources "
-                     "up to this size crossing a tile edge are detected whole", type=whole(0))
-
-    def __post_init__(self) -> None:
-        from galclust.errors import check_choice
-
-        check_choice("deblend", self.deblend, sources_defaults.DEBLENDS)
-        _check_int("npixels", self.npixels, 1)
-        _check_int("halo", self.halo, 0)
-        if not float(self.nsigma) > 0:
-            raise InputError(f"nsigma={self.nsigma!r} must be > 0 (e.g. 2).")
-
-    def kwargs(self) -> dict[str, Any]:
-        """Keyword arguments of :func:`galclust.detect` (``deblend="none"`` is None)."""
-        return {"nsigma": float(self.nsigma), "npixels": self.npixels,
-                "deblend": None if self.deblend == "none" else self.deblend}
 
 
 @stage_options("pixels")
@@ -257,48 +201,6 @@ class ClassifyOptions:
     def kwargs(self) -> dict[str, Any]:
         """Every option but the labels' path (their content is keyed instead)."""
         return {k: v for k, v in dataclasses.asdict(self).items() if k != "labels"}
-
-
-@stage_options("morphology")
-@dataclass(frozen=True)
-class MorphologyOptions:
-    """Options of the morphology stage (see :func:`galclust.morphology`).
-
-    Raises
-    ------
-    InputError
-        On construction, for an unknown level or a value out of range.
-    """
-
-    band: str | None = _opt(None, "--morph-band", "band morphology is measured in (default: "
-                            "the reddest)", metavar="BAND", own="--band")
-    levels: str = _opt(",".join(sources_defaults.LEVELS), "--levels", "comma-separated: "
-                       "galaxies (the segmentation map), detections (the detect stage's map), "
-                       "clusters (each SED cluster of the pixel stage)")
-    margin: int = _opt(sources_defaults.MARGIN, "--morph-margin", "pixels read around each "
-                       "segment (its Petrosian and asymmetry regions reach past it)",
-                       type=whole(0), own="--margin")
-
-    def __post_init__(self) -> None:
-        bad = [v for v in self.level_names if v not in sources_defaults.LEVELS]
-        if bad or not self.level_names:
-            raise InputError(f"levels={self.levels!r}: give a comma-separated list of "
-                             f"{', '.join(sources_defaults.LEVELS)}.")
-        _check_int("margin", self.margin, 0)
-
-    @property
-    def level_names(self) -> list[str]:
-        return [v.strip() for v in self.levels.split(",") if v.strip()]
-
-    def kwargs(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-def _check_int(name: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise InputError(f"{name}={value!r} must be a whole number >= {minimum}.")
-
-
 
 
 def make_options(cls: type, values: Mapping[str, Any] | Any = None, *,

@@ -25,104 +25,18 @@ Both are reused while the pixels, the segmentation and the options are unchanged
 
 from __future__ import annotations
 
-import dataclasses
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from galclust.argtypes import number, whole
-from galclust.errors import InputError, check_choice
-from galclust.options import _check_int, _opt, stage_options
+from galclust.errors import InputError
 from galclust.pipeline import StagePlan, _adopt, _inputs, _key, find_checkpoint, write_checkpoint
 from galclust.products import EMISSION_PRODUCTS, STRUCTURES_PRODUCTS
+from galclust.stage_options import EmissionOptions, StructuresOptions
 
 __all__ = ["EmissionOptions", "StructuresOptions", "plan_emission", "plan_structures",
            "run_emission_stage", "run_structures_stage"]
-
-METHODS, BACKGROUNDS, MODES = ("astrolink", "hdbscan", "off"), ("subtract", "keep"), (
-    "galaxies", "tile")
-
-
-@stage_options("structures")
-@dataclass(frozen=True)
-class StructuresOptions:
-    """Options of the density-structures stage (see :func:`galclust.find_structures`).
-
-    Raises
-    ------
-    InputError
-        On construction, for an unknown method, background or mode, or a value out of
-        range.
-    """
-
-    method: str = _opt("off", "--structure-method", "astrolink, hdbscan, or off (the "
-                       "default in nightly runs: the stage is costly; galclust structures "
-                       "uses astrolink)", own="--method")
-    k_den: int = _opt(50, "--k-den", "density neighbours (AstroLink k_den; HDBSCAN "
-                      "min_cluster_size)", type=whole(2))
-    significance: float = _opt(5.0, "--significance", "AstroLink S: significance of a "
-                               "structure against density noise, in sigma",
-                               type=number(0, open_low=True))
-    n_samples: int = _opt(0, "--samples", "points sampled per footprint (0: 100 per pixel "
-                          "above the background cut, 2,000 to 2x10^5)", type=whole(0))
-    background: str = _opt("subtract", "--background", "subtract a background cut from the "
-                           "luminosity, or keep every positive pixel (faint structures)")
-    psf_fwhm: float = _opt(2.0, "--psf-fwhm", "PSF FWHM in pixels (positions are scaled in "
-                           "PSF widths)", type=number(0, open_low=True))
-    mode: str = _opt("galaxies", "--structures-mode", "galaxies (each catalog footprint) or "
-                     "tile (the whole cube by tiles: a deep field)", own="--mode")
-    random_state: int = _opt(0, "--seed", "random seed", type=whole(0))
-
-    def __post_init__(self) -> None:
-        check_choice("method", self.method, METHODS)
-        check_choice("background", self.background, BACKGROUNDS)
-        check_choice("mode", self.mode, MODES)
-        _check_int("k_den", self.k_den, 2)
-        _check_int("n_samples", self.n_samples, 0)
-        _check_int("random_state", self.random_state, 0)
-        if not float(self.significance) > 0 or not float(self.psf_fwhm) > 0:
-            raise InputError(f"significance={self.significance!r} and psf_fwhm="
-                             f"{self.psf_fwhm!r} must be > 0.")
-
-    def kwargs(self) -> dict[str, Any]:
-        """Keyword arguments of :func:`galclust.find_structures`."""
-        return {"method": self.method, "k_den": self.k_den, "S": float(self.significance),
-                "n_samples": self.n_samples or None, "background": self.background,
-                "psf_fwhm": float(self.psf_fwhm), "random_state": self.random_state}
-
-
-@stage_options("emission")
-@dataclass(frozen=True)
-class EmissionOptions:
-    """Options of the emission-regions stage (see :func:`galclust.emission_regions`).
-
-    Raises
-    ------
-    InputError
-        On construction, for a value out of range.
-    """
-
-    band: str | None = _opt(None, "--emission-band", "the medium band for every galaxy "
-                            "(default: the one holding Halpha, [OIII]+Hbeta or Pabeta at each "
-                            "galaxy's catalog redshift)", metavar="BAND", own="--band")
-    nsigma: float = _opt(3.0, "--excess-nsigma", "threshold on the PSF-smoothed excess S/N "
-                         "of a pixel", type=number(0, open_low=True), own="--nsigma")
-    psf_fwhm: float = _opt(2.0, "--psf-fwhm", "PSF FWHM in pixels (positions are scaled in "
-                           "PSF widths)", type=number(0, open_low=True))
-    margin: int = _opt(16, "--emission-margin", "pixels around each galaxy's box",
-                       type=whole(0), own="--margin")
-
-    def __post_init__(self) -> None:
-        _check_int("margin", self.margin, 0)
-        if not float(self.nsigma) > 0 or not float(self.psf_fwhm) > 0:
-            raise InputError(f"nsigma={self.nsigma!r} and psf_fwhm={self.psf_fwhm!r} must "
-                             "be > 0.")
-
-    def kwargs(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
 
 def _boxes(inputs: Any, client: Any) -> Any:
     """Footprint boxes of the catalog galaxies (computed once per run)."""
