@@ -289,7 +289,8 @@ def test_a_changed_band_or_option_reruns_the_detection(survey, tmp_path, caplog)
     keys = [seg_key(first)]
     # an estimated band's science image changes: that band and the detection are redone
     with fits.open(folder / "F277W_sci.fits", mode="update") as hdul:
-        hdul[0].data[40:48, 40:48] += 2000.0  # a new bright square source
+        yy, xx = np.mgrid[36:53, 36:53]  # a new bright, PSF-like source at (44, 44)
+        hdul[0].data[36:53, 36:53] += 2000.0 * np.exp(-((yy - 44) ** 2 + (xx - 44) ** 2) / 4.5)
     caplog.clear()
     with caplog.at_level(logging.INFO):
         cube, rep = galclust.ingest(manifest, store, report=True)
@@ -298,7 +299,7 @@ def test_a_changed_band_or_option_reruns_the_detection(survey, tmp_path, caplog)
     assert cube.attrs["provenance"]["written"] != written0
     new = int(cube["seg"].values[44, 44])
     cat = open_catalog(store)
-    assert new > 0 and np.hypot(*(cat.set_index("id").loc[new, ["x", "y"]] - 43.5)) < 1
+    assert new > 0 and np.hypot(*(cat.set_index("id").loc[new, ["x", "y"]] - 44.0)) < 1
     assert cube.attrs["detection"]["n_sources"] == len(cat)
     keys.append(seg_key(cube))
     # only the [detection] options change: no band is rewritten, the detection is redone
