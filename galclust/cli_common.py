@@ -15,7 +15,7 @@ from galclust.argtypes import whole
 from galclust.cluster import DEFAULT_WORKERS
 
 __all__ = ["add_cluster_options", "add_common_arguments", "add_run_options",
-           "add_survey_arguments", "print_stages", "settings_from_args"]
+           "add_stage_command", "add_survey_arguments", "print_stages", "settings_from_args"]
 
 
 def settings_from_args(args: argparse.Namespace) -> Any:
@@ -73,3 +73,20 @@ def add_cluster_options(p: argparse.ArgumentParser) -> None:
                    "than 300 galaxies, else a local cluster)")
     p.add_argument("--workers", type=whole(1), default=DEFAULT_WORKERS,
                    help="local cluster worker processes (default: %(default)s)")
+
+
+def add_stage_command(sub: Any, name: str, options: type, func: Any, *, help: str,
+                      description: str, epilog: str, plots: str) -> argparse.ArgumentParser:
+    """A command that runs one stage on a cube store: ``--store``, ``--plots DIR``, the
+    cluster options, the stage's own options (short flags) and ``-q``/``-v``."""
+    from galclust.options import add_option_arguments
+
+    p = sub.add_parser(name, help=help, description=description, epilog=epilog,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--store", required=True, help="cube store (folder or s3://)")
+    p.add_argument("--plots", default=None, metavar="DIR", help=plots)
+    add_cluster_options(p)
+    add_option_arguments(p, options, own=True)
+    add_common_arguments(p)
+    p.set_defaults(func=func)
+    return p

@@ -95,37 +95,25 @@ def cmd_morphology(args: argparse.Namespace) -> int:
 
 def add_sources_parsers(sub: Any) -> None:
     """Add ``detect`` and ``morphology`` to the ``galclust`` parser's subparsers."""
-    from galclust.cli_common import add_cluster_options, add_common_arguments
-    from galclust.options import DetectOptions, MorphologyOptions, add_option_arguments
+    from galclust.cli_common import add_stage_command
+    from galclust.options import DetectOptions, MorphologyOptions
 
-    p = sub.add_parser(
-        "detect", help="detect and deblend sources (segmentation map and catalog)",
+    add_stage_command(
+        sub, "detect", DetectOptions, cmd_detect,
+        help="detect and deblend sources (segmentation map and catalog)",
         description="Detect sources on a multi-band detection image of the cube (S/N-"
         "weighted stack), deblend them by topography and by the SED shapes of their "
         "pixels, and measure fluxes per band, area, semi-axes and position angle. Runs on "
         "overlapping tiles with Dask; a source crossing a tile edge gets one id; ids are "
         "stable while the pixels are unchanged. Publishes detect/sources and detect/seg.",
-        epilog=DETECT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--store", required=True, help="cube store (folder or s3://)")
-    p.add_argument("--plots", default=None, metavar="DIR",
-                   help="write the segmentation contours over the colour image (PNG)")
-    add_cluster_options(p)
-    add_option_arguments(p, DetectOptions, own=True)
-    add_common_arguments(p)
-    p.set_defaults(func=cmd_detect)
-
-    p = sub.add_parser(
-        "morphology", help="Gini, M20, CAS and Petrosian radii per galaxy and SED cluster",
+        epilog=DETECT_EPILOG,
+        plots="write the segmentation contours over the colour image (PNG)")
+    add_stage_command(
+        sub, "morphology", MorphologyOptions, cmd_morphology,
+        help="Gini, M20, CAS and Petrosian radii per galaxy and SED cluster",
         description="Measure non-parametric morphology with statmorph's definitions (Lotz "
         "et al. 2004 Gini and M20; Conselice 2003 concentration, asymmetry, smoothness; "
         "Petrosian radii) for every segment of the cube's segmentation map, every "
         "detection of the detect stage and every SED cluster of the pixel stage, in one "
         "band. Publishes morphology/galaxies, morphology/detections, morphology/clusters.",
-        epilog=MORPH_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--store", required=True, help="cube store (folder or s3://)")
-    p.add_argument("--plots", default=None, metavar="DIR",
-                   help="write the Gini-M20 diagram of the survey (PNG)")
-    add_cluster_options(p)
-    add_option_arguments(p, MorphologyOptions, own=True)
-    add_common_arguments(p)
-    p.set_defaults(func=cmd_morphology)
+        epilog=MORPH_EPILOG, plots="write the Gini-M20 diagram of the survey (PNG)")

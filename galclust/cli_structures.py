@@ -90,33 +90,26 @@ def cmd_emission(args: argparse.Namespace) -> int:
 
 def add_structures_parsers(sub: Any) -> None:
     """Add ``structures`` and ``emission`` to the ``galclust`` parser's subparsers."""
-    from galclust.cli_common import add_cluster_options, add_common_arguments
-    from galclust.options import add_option_arguments
-    from galclust.structures_stage import EmissionOptions, StructuresOptions
+    from galclust.cli_common import add_stage_command
+    from galclust.stage_options import EmissionOptions, StructuresOptions
 
-    for name, cls, func, helptext, desc, epilog in (
-        ("structures", StructuresOptions, cmd_structures,
-         "density structures inside galaxies (AstroLink)",
-         "Sample points in proportion to each galaxy's luminosity (continuously within "
-         "pixels, above a background cut or keeping the background), place them in (x, y, "
-         "colours) with positions in PSF widths and colours in units of their noise, and "
-         "find hierarchical density structures with AstroLink (or HDBSCAN). Publishes one "
-         "row per structure (parent, significance, centroid, composite SED with errors).",
-         STRUCTURES_EPILOG),
-        ("emission", EmissionOptions, cmd_emission,
-         "extended emission-line regions in medium bands (outflow candidates)",
-         "Subtract a continuum interpolated from the neighbouring bands from the medium band "
-         "holding Halpha, [OIII]+Hbeta or Pabeta at each galaxy's redshift, cluster the "
-         "excess pixels with DBSCAN (eps and min_samples from the PSF and the noise), and "
-         "measure each region: flux, excess significance, Gini, asymmetry, medium- and "
-         "reference-band sizes and axis ratios, offset, and an outflow score.",
-         EMISSION_EPILOG),
-    ):
-        p = sub.add_parser(name, help=helptext, description=desc, epilog=epilog,
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
-        p.add_argument("--store", required=True, help="cube store (folder or s3://)")
-        p.add_argument("--plots", default=None, metavar="DIR", help="write pictures (PNG)")
-        add_cluster_options(p)
-        add_option_arguments(p, cls, own=True)
-        add_common_arguments(p)
-        p.set_defaults(func=func)
+    add_stage_command(
+        sub, "structures", StructuresOptions, cmd_structures,
+        help="density structures inside galaxies (AstroLink)",
+        description="Sample points in proportion to each galaxy's luminosity (continuously "
+        "within pixels, above a background cut or keeping the background), place them in "
+        "(x, y, colours) with positions in PSF widths and colours in units of their noise, "
+        "and find hierarchical density structures with AstroLink (or HDBSCAN). Publishes "
+        "one row per structure (parent, significance, centroid, composite SED with errors).",
+        epilog=STRUCTURES_EPILOG,
+        plots="write each galaxy's structures over its colour image and their hierarchy")
+    add_stage_command(
+        sub, "emission", EmissionOptions, cmd_emission,
+        help="extended emission-line regions in medium bands (outflow candidates)",
+        description="Subtract a continuum interpolated from the neighbouring bands from the "
+        "medium band holding Halpha, [OIII]+Hbeta or Pabeta at each galaxy's redshift, "
+        "cluster the excess pixels with DBSCAN (eps and min_samples from the PSF and the "
+        "noise), and measure each region: flux, excess significance, Gini, asymmetry, "
+        "medium- and reference-band sizes and axis ratios, offset, and an outflow score.",
+        epilog=EMISSION_EPILOG,
+        plots="write the excess maps with the regions' contours and their sizes")

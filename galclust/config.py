@@ -37,21 +37,14 @@ ingest then detects the sources on the cube it writes
 without an error or weight map (or with ``err = "estimate"``) gets errors
 estimated from its image (:func:`galclust.sources.estimate_noise`)::
 
-    [survey]
-    name = "deep-field"
-
     [[bands]]
     name = "F150W"
     wavelength = 1.501
     sci = "f150w_sci.fits"
     err = "estimate"            # or leave out err and weight: the same
-    unit = "nJy"
 
-    [detection]                 # optional; any of (defaults: DetectOptions)
-    nsigma = 2.5                # threshold, sigma of the multi-band S/N stack
-    npixels = 5                 # fewest connected pixels of a source
+    [detection]                 # optional: nsigma, npixels, deblend, halo
     deblend = "colour"          # "colour", "watershed" or "none"
-    halo = 64                   # pixels read around each detection tile
 
 Paths may be local or ``s3://bucket/key``. Every key is checked: a misspelt
 key raises :class:`~galclust.errors.ManifestError` naming the file, the table
