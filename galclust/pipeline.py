@@ -44,6 +44,7 @@ __all__ = [
     "plan_pixels",
     "run_catalog_stage",
     "run_pixels_stage",
+    "start_stage",
     "write_checkpoint",
 ]
 
@@ -163,6 +164,17 @@ def _adopt(run: RunWriter, plan: StagePlan) -> None:
     extra = {k: v for k, v in cp.items() if k not in ("stage", "key", "run", "products",
                                                         "written")}
     write_checkpoint(run, cp["stage"], cp["key"], list(cp["products"]), **extra)
+
+
+def start_stage(run: RunWriter, plan: StagePlan, products: Any) -> dict[str, Any] | None:
+    """Drop ``products`` inherited from the last run (they are not this run's own), and on
+    a ``"reuse"`` plan adopt the checkpoint's: returns the reuse summary, else None."""
+    for product in products:
+        run.products.pop(product, None)
+    if plan.action == "reuse":
+        _adopt(run, plan)
+        return {"action": "reuse", "from_run": plan.checkpoint["run"]}
+    return None
 
 
 def _checkpoints(url: str, stage: str) -> list[dict[str, Any]]:

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["in_cone", "separation_arcsec"]
+__all__ = ["in_cone", "pixel_to_sky", "separation_arcsec"]
 
 _ARCSEC_PER_RADIAN = 180.0 * 3600.0 / np.pi
 
@@ -83,3 +83,12 @@ def in_cone(ra: Any, dec: Any, cone: Sequence[float]) -> np.ndarray:
     """
     ra0, dec0, radius = (float(v) for v in cone)
     return separation_arcsec(ra0, dec0, ra, dec) <= radius
+
+
+def pixel_to_sky(wcs_header: Any, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+    """RA, Dec (deg) of 0-based pixel positions, from a WCS header (a cube's ``wcs``)."""
+    from astropy.wcs import WCS
+
+    wcs = WCS(dict(wcs_header)).celestial
+    ra, dec = wcs.pixel_to_world_values(np.asarray(x, float), np.asarray(y, float))
+    return np.asarray(ra, float), np.asarray(dec, float)

@@ -27,11 +27,17 @@ import logging
 import time
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from galclust.options import DetectOptions, MorphologyOptions
-from galclust.pipeline import StagePlan, _adopt, _inputs, _key, find_checkpoint, write_checkpoint
+from galclust.pipeline import (
+    StagePlan,
+    _inputs,
+    _key,
+    find_checkpoint,
+    start_stage,
+    write_checkpoint,
+)
 from galclust.products import (
     DETECT_PRODUCTS,
     DETECT_SEG,
@@ -39,10 +45,11 @@ from galclust.products import (
     MORPHOLOGY_PRODUCTS,
     STAMPS,
 )
+from galclust.sky import pixel_to_sky
 from galclust.store.results import RunWriter
 
 __all__ = ["detect_survey", "plan_detect", "plan_morphology", "run_detect_stage",
-           "run_morphology_stage", "sky_positions"]
+           "run_morphology_stage"]
 
 log = logging.getLogger(__name__)
 
@@ -66,15 +73,6 @@ def plan_detect(inputs: Any, options: DetectOptions) -> StagePlan:
     return StagePlan("detect", key, "reuse" if cp else "compute", cp)
 
 
-def sky_positions(cube: Any, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """RA, Dec (deg) of mosaic pixels (0-based) from the cube's WCS."""
-    from astropy.wcs import WCS
-
-    wcs = WCS(dict(cube.attrs["wcs"])).celestial
-    ra, dec = wcs.pixel_to_world_values(np.asarray(x, float), np.asarray(y, float))
-    return np.asarray(ra, float), np.asarray(dec, float)
-
-
 def detect_survey(cube: Any, target: Any, options: DetectOptions, *, client: Any = None,
                   desc: str = "detect") -> tuple[pd.DataFrame, dict[str, Any]]:
     """Tiled detection of a cube into ``target``; the sources with RA/Dec, and the info."""
@@ -85,7 +83,7 @@ def detect_survey(cube: Any, target: Any, options: DetectOptions, *, client: Any
     with Progress(2 * n_tiles, what="tiles", desc=desc) as bar:
         sources, info = detect_cube(cube, target, options=options.kwargs(), halo=options.halo,
                                     client=client, progress=bar.update)
-    ra, dec = sky_positions(cube, sources["x"], sources["y"])
+    ra, dec = pixel_to_sky(cube.attrs["wcs"], sources["x"], sources["y"])
     sources.insert(3, "ra", ra)
     sources.insert(4, "dec", dec)
     return sources, info
@@ -95,12 +93,9 @@ def run_detect_stage(inputs: Any, run: RunWriter, plan: StagePlan, options: Dete
                      client: Any = None) -> dict[str, Any]:
     """Carry out a detection plan into ``run``; the checkpoint is written last."""
     t0 = time.perf_counter()
-    for product in DETECT_PRODUCTS:  # inherited from the last run: not this detection's
-        run.products.pop(product, None)
-    if plan.action == "reuse":
-        _adopt(run, plan)
-        return {"action": "reuse", "from_run": plan.checkpoint["run"],
-                "seconds": time.perf_counter() - t0}
+    done = start_stage(run, plan, DETECT_PRODUCTS)
+    if done:
+        return {**done, "seconds": time.perf_counter() - t0}
     cube = inputs.cube
     tile = int(cube["sci"].chunks[1][0]) if cube["sci"].chunks else int(cube.sizes["y"])
     target = run.seg_target(DETECT_SEG, (int(cube.sizes["y"]), int(cube.sizes["x"])), tile)
@@ -144,12 +139,9 @@ def run_morphology_stage(inputs: Any, run: RunWriter, plan: StagePlan,
     )
 
     t0 = time.perf_counter()
-    for product in MORPHOLOGY_PRODUCTS.values():
-        run.products.pop(product, None)
-    if plan.action == "reuse":
-        _adopt(run, plan)
-        return {"action": "reuse", "from_run": plan.checkpoint["run"],
-                "seconds": time.perf_counter() - t0}
+    done = start_stage(run, plan, MORPHOLOGY_PRODUCTS.values())
+    if done:
+        return {**done, "seconds": time.perf_counter() - t0}
     cube = inputs.cube
     band = detection_image_band(cube, options.band)
     band_name = str(cube["band"].values[band])

@@ -31,7 +31,14 @@ from typing import Any
 import numpy as np
 
 from galclust.errors import InputError
-from galclust.pipeline import StagePlan, _adopt, _inputs, _key, find_checkpoint, write_checkpoint
+from galclust.pipeline import (
+    StagePlan,
+    _inputs,
+    _key,
+    find_checkpoint,
+    start_stage,
+    write_checkpoint,
+)
 from galclust.products import EMISSION_PRODUCTS, STRUCTURES_PRODUCTS
 from galclust.stage_options import EmissionOptions, StructuresOptions
 
@@ -52,15 +59,6 @@ def _plan(inputs: Any, stage: str, options: Any) -> StagePlan:
                options.kwargs())
     cp = find_checkpoint(inputs.results, stage, key)
     return StagePlan(stage, key, "reuse" if cp else "compute", cp)
-
-
-def _start(run: Any, plan: StagePlan, products: dict[str, str]) -> dict[str, Any] | None:
-    for product in products.values():  # inherited from the last run: not this one's
-        run.products.pop(product, None)
-    if plan.action == "reuse":
-        _adopt(run, plan)
-        return {"action": "reuse", "from_run": plan.checkpoint["run"]}
-    return None
 
 
 # --------------------------------------------------------------------------- structures
@@ -85,7 +83,7 @@ def run_structures_stage(inputs: Any, run: Any, plan: StagePlan, options: Struct
     from galclust.structures.survey import structure_tables
 
     t0 = time.perf_counter()
-    done = _start(run, plan, STRUCTURES_PRODUCTS)
+    done = start_stage(run, plan, STRUCTURES_PRODUCTS.values())
     if done:
         return {**done, "seconds": time.perf_counter() - t0}
     cube = inputs.cube
@@ -152,7 +150,7 @@ def run_emission_stage(inputs: Any, run: Any, plan: StagePlan, options: Emission
     from galclust.structures.survey import emission_tables
 
     t0 = time.perf_counter()
-    done = _start(run, plan, EMISSION_PRODUCTS)
+    done = start_stage(run, plan, EMISSION_PRODUCTS.values())
     if done:
         return {**done, "seconds": time.perf_counter() - t0}
     boxes = _boxes(inputs, client)

@@ -148,11 +148,10 @@ def _seg_ids(seg: Any, client: Any) -> np.ndarray:
 
 def _catalog(sources: pd.DataFrame, wcs_header: dict[str, Any]) -> pd.DataFrame:
     """``id, ra, dec, x, y, z`` (z NaN), then the detection's other columns."""
-    from astropy.wcs import WCS
+    from galclust.sky import pixel_to_sky
 
-    wcs = WCS(dict(wcs_header)).celestial
     x, y = sources["x"].to_numpy(float), sources["y"].to_numpy(float)
-    ra, dec = wcs.pixel_to_world_values(x, y)
+    ra, dec = pixel_to_sky(wcs_header, x, y)
     head = pd.DataFrame({"id": sources["id"].to_numpy(np.int64),
                          "ra": np.asarray(ra, float), "dec": np.asarray(dec, float),
                          "x": x, "y": y, "z": np.full(len(sources), np.nan)})
