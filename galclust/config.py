@@ -4,6 +4,7 @@ A survey manifest is a TOML file written by the user::
 
     [survey]
     name = "ceers-p1"
+    # psf_matched = true        # the mosaics already share one PSF (else give psf per band)
 
     [[bands]]
     name = "F150W"
@@ -11,7 +12,8 @@ A survey manifest is a TOML file written by the user::
     sci = "f150w_sci.fits"      # relative paths are relative to the manifest
     err = "f150w_err.fits"      # or: weight = "f150w_wht.fits" (inverse variance)
     unit = "nJy"                # recommended; see FLUX_UNITS
-    # sci_hdu / err_hdu / weight_hdu: HDU index or name (default: first with data)
+    psf = "f150w_psf.fits"      # optional: PSF image on the mosaic grid (every band or none)
+    # sci_hdu / err_hdu / weight_hdu / psf_hdu: HDU index or name (default: first with data)
 
     [segmentation]              # the survey's own segmentation map and catalog ...
     path = "seg.fits"
@@ -46,6 +48,11 @@ estimated from its image (:func:`galclust.sources.estimate_noise`)::
     [detection]                 # optional: nsigma, npixels, deblend, halo
     deblend = "colour"          # "colour", "watershed" or "none"
 
+With a ``psf`` for every band, ingest matches every band to the broadest PSF
+(:mod:`galclust.store.psfmatch`); ``psf_matched = true`` declares the mosaics
+matched already; with neither, the cube records that the PSFs are unknown
+(:mod:`galclust.config_psf`).
+
 Paths may be local or ``s3://bucket/key``. Every key is checked: a misspelt
 key raises :class:`~galclust.errors.ManifestError` naming the file, the table
 and the closest valid key.
@@ -61,6 +68,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from galclust.config_psf import check_psf_keys, psf_matched_flag
 from galclust.errors import GalclustWarning, ManifestError, did_you_mean
 from galclust.paths import is_url, local_path
 
@@ -128,8 +136,11 @@ class BandSpec:
     unit : str
         Flux unit of ``sci``, one of :data:`FLUX_UNITS` (recorded in the cube;
         "" = not given, which ingest warns about, as about an unknown unit).
-    sci_hdu, err_hdu, weight_hdu : int or str, optional
+    sci_hdu, err_hdu, weight_hdu, psf_hdu : int or str, optional
         HDU holding the image (default: the first HDU with a 2-D array).
+    psf : str, optional
+        PSF image of the band, sampled on the mosaic's pixel grid and centred
+        on a pixel (given for every band or for none).
     """
 
     name: str
@@ -141,6 +152,8 @@ class BandSpec:
     sci_hdu: int | str | None = None
     err_hdu: int | str | None = None
     weight_hdu: int | str | None = None
+    psf: str | None = None
+    psf_hdu: int | str | None = None
 
     @property
     def estimated(self) -> bool:
@@ -204,6 +217,7 @@ class Manifest:
 
     ``segmentation`` and ``catalog`` are both given or both None (galclust
     detects the sources, with ``detection``: None = the default options).
+    ``psf_matched`` is ``[survey].psf_matched`` (never True with band PSFs).
     """
 
     name: str
@@ -214,6 +228,15 @@ class Manifest:
     source: str = "<memory>"
     extra: dict[str, Any] = field(default_factory=dict)
     detection: DetectOptions | None = None
+    psf_matched: bool = False
+
+    @property
+    def psf_status(self) -> str:
+        """``"matched"`` (a PSF image per band: ingest matches them), ``"declared"``
+        (``psf_matched = true``) or ``"none"`` (the PSFs are unknown)."""
+        if any(b.psf is not None for b in self.bands):
+            return "matched"
+        return "declared" if self.psf_matched else "none"
 
     @property
     def detects(self) -> bool:
@@ -248,6 +271,8 @@ class Manifest:
             paths[f"{b.name}.sci"] = b.sci
             if b.noise_path is not None:
                 paths[f"{b.name}.{b.noise_kind}"] = b.noise_path
+            if b.psf is not None:
+                paths[f"{b.name}.psf"] = b.psf
         if self.segmentation is not None:
             paths["seg"] = self.segmentation.path
         if self.catalog is not None:
@@ -263,6 +288,8 @@ class Manifest:
             return {k: v for k, v in dataclasses.asdict(obj).items() if v is not None}
 
         out: dict[str, Any] = {"survey": {"name": self.name, **self.extra}}
+        if self.psf_matched:
+            out["survey"]["psf_matched"] = True
         out["bands"] = [clean(b) for b in self.bands]
         if self.segmentation is not None:
             out["segmentation"] = clean(self.segmentation)
@@ -328,7 +355,8 @@ def manifest_from_dict(data: dict[str, Any], *, source: str = "<memory>",
     ------
     ManifestError
         On an unknown or missing key, a bad value, duplicate band names, only
-        one of ``[segmentation]`` and ``[catalog]``, or a bad ``[detection]`` option.
+        one of ``[segmentation]`` and ``[catalog]``, a bad ``[detection]`` option, or
+        PSF keys that contradict each other (:func:`galclust.config_psf.check_psf_keys`).
     """
     for key in data:
         if key not in _TOP:
@@ -347,6 +375,7 @@ def manifest_from_dict(data: dict[str, Any], *, source: str = "<memory>",
             "then detects the sources, with the options of an optional [detection] table).")
     survey = dict(data.get("survey", {}))
     name = survey.pop("name", None)
+    psf_matched = psf_matched_flag(survey, source)
     if not name:
         name = os.path.splitext(os.path.basename(source))[0] or "survey"
     bands_raw = data["bands"]
@@ -357,7 +386,7 @@ def manifest_from_dict(data: dict[str, Any], *, source: str = "<memory>",
         where = f"bands][{i}"
         estimate = isinstance(b, dict) and b.get("err") == ESTIMATE
         spec = _build(BandSpec, b, where, source, base,
-                      ("sci", "weight") if estimate else ("sci", "err", "weight"))
+                      ("sci", "weight", "psf") if estimate else ("sci", "err", "weight", "psf"))
         if spec.err is not None and spec.weight is not None:
             raise ManifestError(
                 f"{source}: band {spec.name!r} must give exactly one of 'err' (1-sigma "
@@ -381,6 +410,7 @@ def manifest_from_dict(data: dict[str, Any], *, source: str = "<memory>",
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise ManifestError(f"{source}: band names must be unique; repeated: {dupes}.")
+    check_psf_keys(bands, psf_matched, source)
     seg = cat = None
     if "segmentation" in data:
         seg = _build(SegmentationSpec, data["segmentation"], "segmentation", source, base,
@@ -392,7 +422,8 @@ def manifest_from_dict(data: dict[str, Any], *, source: str = "<memory>",
     if "labels" in data:
         labels = _build(LabelsSpec, data["labels"], "labels", source, base, ("path",))
     return Manifest(name=str(name), bands=tuple(bands), segmentation=seg, catalog=cat,
-                    labels=labels, source=source, extra=survey, detection=detection)
+                    labels=labels, source=source, extra=survey, detection=detection,
+                    psf_matched=psf_matched)
 
 
 def _detection(table: Any, source: str, has_segmentation: bool) -> DetectOptions:

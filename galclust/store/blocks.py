@@ -9,6 +9,13 @@ A band without an error or weight map gets its errors estimated from its
 science image, block by block (:func:`galclust.sources.noise.estimate_noise`
 on the whole block before its chunks are written); each block's estimate
 summary is returned in its statistics under ``"noise"``.
+
+A band with a PSF-matching kernel (:mod:`galclust.store.psfmatch`) is read
+with a halo of the kernel's radius around the block (clipped at the mosaic's
+edge), turned into errors, convolved (:func:`galclust.psf.convolve_matched`)
+and cropped back to the block, so its chunks equal those of the whole mosaic
+convolved at once. A band whose errors are estimated has them estimated from
+its unconvolved pixels (block plus halo), then convolved with it.
 """
 
 from __future__ import annotations
@@ -35,6 +42,11 @@ TASK_BYTES = 256 * 2**20
 #: and err kept for the whole block (float32) and the peak of estimate_noise's work
 #: arrays (~130 bytes/px measured with tracemalloc on a 1024 x 2048 block).
 ESTIMATE_PX_BYTES = 8 + 136
+#: Bytes per pixel a PSF-matched band keeps for its whole block (sci and err, float32).
+PSF_PX_BYTES = 8
+#: Peak bytes per pixel of one band's convolution (float64 inputs, weights, three
+#: overlap-add convolutions and their outputs), one band at a time.
+PSF_PEAK_PX_BYTES = 96
 
 
 def _what(band: str, kind: str, path: str) -> str:
@@ -49,6 +61,11 @@ class _BandJob:
     noise_kind: str
     what_sci: str
     what_noise: str
+    kernel: np.ndarray | None = None  # PSF-matching kernel (odd square), None: not convolved
+
+    @property
+    def halo(self) -> int:
+        return 0 if self.kernel is None else (self.kernel.shape[0] - 1) // 2
 
 
 @dataclass(frozen=True)
@@ -59,6 +76,7 @@ class _BlockJob:
     n_bands: int
     bands: tuple[_BandJob, ...]
     seg: ImageInfo | None
+    shape: tuple[int, int] = (0, 0)  # the mosaic's (ny, nx): where halos are clipped
 
 
 def _to_err(sci: np.ndarray, err: np.ndarray, kind: str) -> bool:
@@ -120,6 +138,36 @@ def _estimate_block(sci: np.ndarray, info: ImageInfo) -> tuple[np.ndarray, dict 
     return err, summary
 
 
+def _whole_block(job: _BlockJob, bj: _BandJob, rs: ImageReader, rn: ImageReader | None
+                 ) -> tuple[np.ndarray, np.ndarray, dict | None, int]:
+    """One band's sci and err over the whole block (errors estimated or read; PSF-matched
+    with a halo when the band has a kernel), no-coverage marked.
+
+    Returns sci, err, the noise-estimate summary (or None) and the bytes read.
+    """
+    (y0, y1), bx0, bx1 = job.ys, job.xs[0][0], job.xs[-1][1]
+    h = bj.halo
+    ny, nx = job.shape if h else (y1, bx1)
+    ya, yb, xa, xb = max(0, y0 - h), min(ny, y1 + h), max(0, bx0 - h), min(nx, bx1 + h)
+    ys, xs = slice(ya, yb), slice(xa, xb)
+    sci = rs.read(ys, xs)
+    summary = None
+    if rn is None:
+        err, summary = _estimate_block(sci, bj.sci)
+        nbytes = sci.size * rs.file_itemsize
+    else:
+        err = rn.read(ys, xs)
+        nbytes = sci.size * (rs.file_itemsize + rn.file_itemsize)
+    _to_err(sci, err, bj.noise_kind)
+    if bj.kernel is not None:
+        from galclust.psf import convolve_matched
+
+        sci, err = convolve_matched(sci, err, bj.kernel)
+        inner = (slice(y0 - ya, y1 - ya), slice(bx0 - xa, bx1 - xa))
+        sci, err = np.ascontiguousarray(sci[inner]), np.ascontiguousarray(err[inner])
+    return sci, err, summary, nbytes
+
+
 def _ingest_block(job: _BlockJob) -> dict[str, Any]:
     """Read one block of every input that changed and write its zarr chunks.
 
@@ -150,16 +198,16 @@ def _ingest_block(job: _BlockJob) -> dict[str, Any]:
     band_index = np.array([bj.index for bj, _, _ in readers], dtype=np.intp)
     # raw FITS bytes read per pixel of a chunk, whatever the files' BITPIX
     band_px_bytes = sum(rs.file_itemsize + (rn.file_itemsize if rn else 0)
-                        for _, rs, rn in readers)
+                        for bj, rs, rn in readers if rn is not None and bj.kernel is None)
     noise: dict[int, dict[str, Any]] = {}
     whole_block: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     try:
-        bx0, bx1 = job.xs[0][0], job.xs[-1][1]
-        for i, (bj, rs, rn) in enumerate(readers):  # estimated errors: of the whole block
-            if rn is None:
-                block = rs.read(ys, slice(bx0, bx1))
-                err_block, summary = _estimate_block(block, bj.sci)
+        bx0 = job.xs[0][0]
+        for i, (bj, rs, rn) in enumerate(readers):  # estimated or PSF-matched: whole block
+            if rn is None or bj.kernel is not None:
+                block, err_block, summary, nbytes = _whole_block(job, bj, rs, rn)
                 whole_block[i] = (block, err_block)
+                nread += nbytes
                 if summary is not None:
                     noise[bj.index] = summary
         for xa, xb in job.xs:
@@ -169,14 +217,15 @@ def _ingest_block(job: _BlockJob) -> dict[str, Any]:
                 err = np.empty_like(sci)
                 empty = True
                 for i, (bj, rs, rn) in enumerate(readers):
-                    if rn is None:
+                    if i in whole_block:  # no-coverage already marked
                         block, err_block = whole_block[i]
                         sci[i] = block[:, xa - bx0:xb - bx0]
                         err[i] = err_block[:, xa - bx0:xb - bx0]
+                        empty &= not bool((err[i] < np.inf).any())
                     else:
                         rs.read(ys, xs, out=sci[i])
                         rn.read(ys, xs, out=err[i])
-                    empty &= _to_err(sci[i], err[i], bj.noise_kind)
+                        empty &= _to_err(sci[i], err[i], bj.noise_kind)
                 nread += sci[0].size * band_px_bytes
                 if whole:
                     for arr, fast, data in ((sci_arr, sci_w, sci), (err_arr, err_w, err)):
@@ -212,24 +261,40 @@ def _ingest_block(job: _BlockJob) -> dict[str, Any]:
 
 def plan_blocks(url: str, inputs: Any, tile: int, bands: Sequence[int],
                  write_seg: bool) -> list[_BlockJob]:
+    """The block tasks: one per row of tiles, split so each reads at most :data:`TASK_BYTES`.
+
+    ``inputs.psf`` (a :class:`~galclust.store.psfmatch.PsfPlan`, optional) gives
+    the PSF-matching kernel of each band; a block's memory then also holds each
+    matched band's block plus its halo and one band's convolution at a time.
+    """
     ny, nx = inputs.shape
     m = inputs.manifest
+    psf = getattr(inputs, "psf", None)
+    kernels = psf.kernels if psf is not None else {}
     band_jobs = tuple(
         _BandJob(i, inputs.sci[i], inputs.noise[i], m.bands[i].noise_kind,
                  _what(m.bands[i].name, "sci", inputs.sci[i].path),
                  "" if inputs.noise[i] is None else
-                 _what(m.bands[i].name, m.bands[i].noise_kind, inputs.noise[i].path))
+                 _what(m.bands[i].name, m.bands[i].noise_kind, inputs.noise[i].path),
+                 kernels.get(m.bands[i].name))
         for i in bands
     )
     n_est = sum(bj.noise is None for bj in band_jobs)
-    per_chunk = max(1, ((2 * len(band_jobs) + 1) * 4 + n_est * ESTIMATE_PX_BYTES) * tile * tile)
+    n_psf = sum(bj.kernel is not None for bj in band_jobs)
+    halo = max((bj.halo for bj in band_jobs), default=0)
+    # a matched band's block plus halo, per pixel of the block (rows of tiles, halo above/below)
+    grow = (tile + 2 * halo) / tile
+    px_bytes = ((2 * len(band_jobs) + 1) * 4 + n_est * ESTIMATE_PX_BYTES
+                + (n_psf * PSF_PX_BYTES + (PSF_PEAK_PX_BYTES if n_psf else 0)) * grow)
+    per_chunk = max(1, int(px_bytes * tile * tile))
     chunks_per_task = max(1, TASK_BYTES // per_chunk)
     jobs = []
     for y0 in range(0, ny, tile):
         xs = [(x0, min(x0 + tile, nx)) for x0 in range(0, nx, tile)]
         for k in range(0, len(xs), chunks_per_task):
             jobs.append(_BlockJob(url, (y0, min(y0 + tile, ny)), xs[k:k + chunks_per_task],
-                                  len(m.bands), band_jobs, inputs.seg if write_seg else None))
+                                  len(m.bands), band_jobs, inputs.seg if write_seg else None,
+                                  (ny, nx)))
     return jobs
 
 

@@ -10,7 +10,9 @@ the store is described in :mod:`galclust.store.cube`.
 
 A survey without a segmentation map and catalog is detected once its bands
 are written, and a band without an error or weight map gets errors estimated
-from its image (:mod:`galclust.store.ingest_detect`).
+from its image (:mod:`galclust.store.ingest_detect`). A manifest with a PSF image
+per band has every band matched to the broadest PSF, block by block with a
+halo (:mod:`galclust.store.psfmatch`); the PSFs are read before any pixel.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ from galclust.store.ingest_detect import (
     noise_attrs,
     write_table,
 )
+from galclust.store.psfmatch import PsfPlan, band_psf_key, plan_psf
 from galclust.store.safety import claim_store
 from galclust.store.sanity import check_pixels
 from galclust.store.tables import normalise_catalog, read_table
@@ -78,10 +81,12 @@ class _Inputs:
     catalog: pd.DataFrame | None
     labels: pd.DataFrame | None
     shape: tuple[int, int]
+    psf: PsfPlan = field(default_factory=lambda: PsfPlan("none"))
 
 
 def _validate(manifest: Manifest) -> _Inputs:
-    """Open every header and table and check they fit together; no pixel is read."""
+    """Open every header and table and check they fit together; no mosaic pixel is read
+    (the PSF images are, and the matching kernels built)."""
     sci: list[ImageInfo] = []
     noise: list[ImageInfo | None] = []
     for b in manifest.bands:
@@ -108,6 +113,7 @@ def _validate(manifest: Manifest) -> _Inputs:
                     f"(offset up to {off:.3g} px). galclust does not reproject; resample the "
                     "mosaics onto a common grid first (e.g. with reproject or SWarp)."
                 )
+    psf = plan_psf(manifest, pixel_scale=_wcs_attrs(ref)[1] if ref.wcs.has_celestial else None)
     labels = None
     if manifest.labels is not None:
         from galclust.store.labels import read_labels
@@ -115,7 +121,7 @@ def _validate(manifest: Manifest) -> _Inputs:
         ls = manifest.labels
         labels = read_labels(ls.path, id=ls.id, reliable=ls.reliable, reason=ls.reason)
     if manifest.detects:
-        return _Inputs(manifest, sci, noise, None, None, labels, ref.shape)
+        return _Inputs(manifest, sci, noise, None, None, labels, ref.shape, psf)
     seg = image_info(manifest.segmentation.path, manifest.segmentation.hdu,
                      what="segmentation map")
     if seg.shape != ref.shape:
@@ -136,7 +142,7 @@ def _validate(manifest: Manifest) -> _Inputs:
     x, y = ref.wcs.world_to_pixel_values(catalog["ra"].to_numpy(), catalog["dec"].to_numpy())
     catalog.insert(3, "x", np.asarray(x, dtype="float64"))
     catalog.insert(4, "y", np.asarray(y, dtype="float64"))
-    return _Inputs(manifest, sci, noise, seg, catalog, labels, ref.shape)
+    return _Inputs(manifest, sci, noise, seg, catalog, labels, ref.shape, psf)
 
 
 # --------------------------------------------------------------------------- provenance
@@ -297,7 +303,9 @@ def ingest(manifest: str | os.PathLike[str] | Manifest, store: str, *, tile: int
     Without ``[segmentation]`` and ``[catalog]`` the sources are detected once
     the bands are written (attributes ``detection``, ``segmentation``); a band
     without an error or weight map gets errors estimated from its image
-    (attribute ``noise``). See :mod:`galclust.store.ingest_detect`.
+    (attribute ``noise``). See :mod:`galclust.store.ingest_detect`. With a
+    PSF image per band every band is matched to the broadest PSF (attribute
+    ``psf``; :mod:`galclust.store.psfmatch`).
 
     Parameters
     ----------
@@ -366,9 +374,11 @@ def ingest(manifest: str | os.PathLike[str] | Manifest, store: str, *, tile: int
     # A fresh ingest writes everything anyway: its checksums are computed as
     # tasks beside the block writes instead of in a serial pass before them.
     prov = _provenance_inputs(manifest, previous.get("inputs", {}), verify=verify, defer=fresh)
-    bands, write_seg, write_tables, kept = _todo(manifest, prov, previous, fresh)
+    bands, write_seg, write_tables, kept = _todo(manifest, prov, previous, fresh, inputs.psf)
     rep = IngestReport(store=store)
-    if not (bands or write_seg or write_tables) and attrs.get("ingest_status") == "complete":
+    psf_attrs = inputs.psf.attrs()
+    if (not (bands or write_seg or write_tables) and attrs.get("ingest_status") == "complete"
+            and attrs.get("psf", {"status": "none"}) == psf_attrs):
         log.info("ingest %s: inputs unchanged, nothing written", store)
         rep.seconds = time.perf_counter() - t0
         cube = open_cube(store)
@@ -407,13 +417,13 @@ def ingest(manifest: str | os.PathLike[str] | Manifest, store: str, *, tile: int
         seg_info = _segmentation_info(stats, inputs.catalog, manifest)
     else:
         seg_info = dict(attrs.get("segmentation", {}))
-    band_parts, seg_part, table_part = _parts(manifest, prov)
+    band_parts, seg_part, table_part = _parts(manifest, prov, inputs.psf)
     if manifest.detects:  # the stages keyed by the cube's seg and catalog see the detection
         prov.update(detected_inputs(seg_part))
     written = sorted(set(kept) | set(band_parts.values()) | {seg_part, table_part})
     noise = noise_attrs(store, manifest, stats, bands, attrs.get("noise") or {})
     group.attrs.update(_cube_attrs(inputs, prov, written, seg_info, layout)
-                       | {"noise": noise, "detection": detection})
+                       | {"noise": noise, "detection": detection, "psf": psf_attrs})
     group.attrs["ingest_status"] = "complete"  # last: the store is now readable
     with _quiet_zarr():
         zarr.consolidate_metadata(_zarr_store(store), zarr_format=3)
@@ -436,21 +446,26 @@ def _check_call(manifest: Any, tile: Any, compression: str) -> Manifest:
     return manifest
 
 
-def _parts(manifest: Manifest, prov: dict[str, dict[str, Any]]
+def _parts(manifest: Manifest, prov: dict[str, dict[str, Any]], psf: PsfPlan | None = None
            ) -> tuple[dict[int, str], str, str]:
     """Each part of the store (a band, the segmentation, the tables) keyed by the
     checksums of its inputs: a part is rewritten when its key changes.
 
     When galclust detects, the segmentation part is the detection (``seg`` and
     the catalog), keyed by every band's key and the options; the tables part is
-    then the labels alone.
+    then the labels alone. A PSF-matched band's key adds its PSF's and the
+    target band's PSF's checksums (:func:`galclust.store.psfmatch.band_psf_key`).
     """
 
     def key(*names: str) -> str:
         return "|".join(f"{k}:{prov[k][CHECKSUM]}" for k in names)
 
+    def psf_checksum(name: str) -> str:
+        return prov[name][CHECKSUM]
+
+    plan = psf if psf is not None else PsfPlan("none")
     bands = {i: key(f"{b.name}.sci", f"{b.name}.{'err' if b.estimated else b.noise_kind}")
-             for i, b in enumerate(manifest.bands)}
+             + band_psf_key(b.name, plan, psf_checksum) for i, b in enumerate(manifest.bands)}
     labels = ["labels"] if manifest.labels else []
     if manifest.detects:
         return bands, detect_part(list(bands.values()), manifest), key(*labels) or "no-labels"
@@ -458,12 +473,12 @@ def _parts(manifest: Manifest, prov: dict[str, dict[str, Any]]
 
 
 def _todo(manifest: Manifest, prov: dict[str, dict[str, Any]], previous: dict[str, Any],
-          fresh: bool) -> tuple[list[int], bool, bool, list[str]]:
+          fresh: bool, psf: PsfPlan | None = None) -> tuple[list[int], bool, bool, list[str]]:
     """Bands to write, whether to write the segmentation and the tables, parts kept."""
     if fresh:
         return list(range(len(manifest.bands))), True, True, []
     done = set(previous.get("written", []))  # parts written completely, by checksum key
-    band_parts, seg_part, table_part = _parts(manifest, prov)
+    band_parts, seg_part, table_part = _parts(manifest, prov, psf)
     bands = [i for i, key in band_parts.items() if key not in done]
     kept = [k for k in done if k in band_parts.values() or k in (seg_part, table_part)]
     return bands, seg_part not in done, table_part not in done, kept

@@ -33,8 +33,15 @@ Files (in ``path``)
     :data:`~galclust.synth.artefacts.REASONS`) for a deterministic
     ``label_fraction`` subset of ids. (Read with ``keep_default_na=False`` to
     keep "" rather than NaN.)
+``{band}_psf.fits``
+    With ``write_psfs=True`` only: float32 image of the band's PSF (the Moffat
+    the mosaics were rendered with, pixel-centred on an odd square stamp of
+    at least 41 px and 6 FWHM of the broadest band either side, unit sum),
+    named by ``psf`` in each band of the manifest.
 ``survey.toml``
-    The manifest (:mod:`galclust.config` format), with relative paths.
+    The manifest (:mod:`galclust.config` format), with relative paths; with
+    ``psf_matched=True`` (and no PSF files) its ``[survey]`` declares
+    ``psf_matched = true``.
 ``truth_components.fits``
     int16: in a galaxy's segment, the index of its component contributing
     most band-summed flux; -1 elsewhere. With ``layout="mixed"`` (default)
@@ -56,7 +63,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -65,12 +72,12 @@ from astropy.wcs import WCS
 
 from galclust.config import manifest_from_dict
 from galclust.errors import InputError, check_choice
-from galclust.synth._fitsio import wcs_cards
+from galclust.synth._fitsio import StripImage, wcs_cards
 from galclust.synth._plan import Plan, plan_survey
 from galclust.synth._render import noise_file_name, render_mosaics
 from galclust.synth.artefacts import REASONS
 from galclust.synth.galaxy import LAYOUTS
-from galclust.synth.profiles import psf_fwhm_px
+from galclust.synth.profiles import moffat, psf_fwhm_px
 from galclust.synth.seds import NIRCAM_BANDS, band_widths
 
 __all__ = ["SyntheticSurvey", "make_survey"]
@@ -116,6 +123,10 @@ class SyntheticSurvey:
         catalog; their light is still in the images).
     layout : str
         The galaxies' component layout (``"mixed"`` or ``"separated"``).
+    psf_paths : dict
+        Band -> PSF image (``write_psfs=True``), else empty.
+    psf_fwhm : dict
+        Band -> FWHM (px) of the PSF the band was rendered with.
     """
 
     path: str
@@ -140,6 +151,28 @@ class SyntheticSurvey:
     n_artefacts: dict[str, int]
     n_undetected: int
     layout: str = "mixed"
+    psf_paths: dict[str, str] = field(default_factory=dict)
+    psf_fwhm: dict[str, float] = field(default_factory=dict)
+
+
+def psf_file_name(band: str) -> str:
+    """``{band}_psf.fits``."""
+    return f"{band}_psf.fits"
+
+
+def _write_psfs(root: str, names: list[str], fwhm: np.ndarray) -> dict[str, str]:
+    """Write each band's rendering PSF as ``{band}_psf.fits`` (see the module docstring)."""
+    half = max(20, int(np.ceil(6.0 * float(np.max(fwhm)))))
+    paths = {}
+    for b, fw in zip(names, fwhm, strict=True):
+        psf = moffat((2 * half + 1, 2 * half + 1), half, half, float(fw))
+        psf = (psf / psf.sum()).astype(np.float32)
+        paths[b] = os.path.join(root, psf_file_name(b))
+        with StripImage(paths[b], psf.shape, np.float32,
+                        {"FILTER": b, "FWHM_PX": float(fw),
+                         "COMMENT": "PSF the synthetic mosaic was rendered with"}) as img:
+            img.write(0, psf)
+    return paths
 
 
 def _bands(bands: Mapping[str, float] | Sequence[str] | None) -> dict[str, float]:
@@ -189,7 +222,8 @@ def make_survey(path: str | os.PathLike[str], *, shape: tuple[int, int] = (1024,
                 label_fraction: float = 1.0, noise: str = "err", n_stars: int | None = None,
                 strip_rows: int = 512, snr_range: tuple[float, float] = (5.0, 100.0),
                 ra0: float = 214.9, dec0: float = 52.9, name: str | None = None,
-                psf_matched: bool = False, layout: str = "mixed") -> SyntheticSurvey:
+                psf_matched: bool = False, layout: str = "mixed",
+                write_psfs: bool = False) -> SyntheticSurvey:
     """Write a synthetic multi-band survey with known truth (see the module docstring).
 
     Parameters
@@ -233,6 +267,7 @@ def make_survey(path: str | os.PathLike[str], *, shape: tuple[int, int] = (1024,
         band (as survey teams ship for photometry). With the native NIRCam
         PSF (default) a compact component's red-band halo reddens its
         surroundings, so pixel colours mix more than the truth map suggests.
+        The manifest then declares ``psf_matched = true`` (unless ``write_psfs``).
     layout : {"mixed", "separated"}
         Galaxy components: ``"mixed"`` — 1–4 superposed components (disk;
         bulge + disk; + 1–2 clumps), as in
@@ -242,6 +277,10 @@ def make_survey(path: str | os.PathLike[str], *, shape: tuple[int, int] = (1024,
         (:func:`~galclust.synth.galaxy.draw_separated_components`), so
         ``truth_components.fits`` is the partition pixel clustering should
         recover. The default's files are unchanged by this option.
+    write_psfs : bool
+        Also write each band's PSF image (``{band}_psf.fits``) and name it as
+        the band's ``psf`` in the manifest, so ingest matches the PSFs. The
+        mosaics are the same as without it.
 
     Returns
     -------
@@ -283,13 +322,21 @@ def make_survey(path: str | os.PathLike[str], *, shape: tuple[int, int] = (1024,
         stale = os.path.join(root, noise_file_name(b, "weight" if kinds[b] == "err" else "err"))
         if os.path.exists(stale):
             os.remove(stale)
+    for b in names:  # a previous run's PSF files would be a stale delivery
+        stale = os.path.join(root, psf_file_name(b))
+        if os.path.exists(stale):
+            os.remove(stale)
+    psf_paths = _write_psfs(root, names, fwhm) if write_psfs else {}
     fluxes, snrs, counts = render_mosaics(root, plan, names, fwhm, kinds, (ny, nx), seed=seed,
                                           strip_rows=strip_rows, pixel_scale=pixel_scale,
                                           ra0=ra0, dec0=dec0)
     survey = _write_tables(root, plan, names, lam, kinds, fluxes, snrs, counts, (ny, nx),
                            seed, pixel_scale, ra0, dec0, label_fraction,
-                           name or os.path.basename(root) or "synth")
+                           name or os.path.basename(root) or "synth",
+                           psfs=bool(psf_paths), declare_matched=psf_matched and not psf_paths)
     survey.layout = layout
+    survey.psf_paths = psf_paths
+    survey.psf_fwhm = {b: float(f) for b, f in zip(names, fwhm, strict=True)}
     return survey
 
 
@@ -297,7 +344,8 @@ def _write_tables(root: str, plan: Plan, names: list[str], lam: np.ndarray,
                   kinds: dict[str, str], fluxes: np.ndarray, snrs: np.ndarray,
                   counts: np.ndarray, shape: tuple[int, int], seed: int, pixel_scale: float,
                   ra0: float, dec0: float, label_fraction: float,
-                  name: str) -> SyntheticSurvey:
+                  name: str, *, psfs: bool = False,
+                  declare_matched: bool = False) -> SyntheticSurvey:
     """Write catalog, labels, truth table and manifest; build the summary."""
     src = plan.sources
     detected = counts > 0
@@ -347,11 +395,14 @@ def _write_tables(root: str, plan: Plan, names: list[str], lam: np.ndarray,
         "survey": {"name": name},
         "bands": [{"name": b, "wavelength": float(w), "sci": f"{b}_sci.fits",
                    kinds[b]: noise_file_name(b, kinds[b]),
-                   "unit": "nJy"} for b, w in zip(names, lam, strict=True)],
+                   "unit": "nJy", **({"psf": psf_file_name(b)} if psfs else {})}
+                  for b, w in zip(names, lam, strict=True)],
         "segmentation": {"path": "seg.fits"},
         "catalog": {"path": "catalog.parquet", "id": "id", "ra": "ra", "dec": "dec",
                     "redshift": "z"},
     }
+    if declare_matched:
+        manifest["survey"]["psf_matched"] = True
     if labels_path is not None:
         manifest["labels"] = {"path": "labels.csv", "id": "id", "reliable": "reliable",
                               "reason": "reason"}
