@@ -187,7 +187,7 @@ def bench_survey(shape: tuple[int, int], n_galaxies: int, tile: int, workdir: st
             machine0, main0 = _busy_cpu_s(), time.process_time()
             t0 = time.perf_counter()
             tables = pixel_tables(cube, cat, boxes=boxes)
-            gal, comp, stamps = tables.compute(scheduler=client)
+            gal, comp, stamps, *_ = tables.compute(scheduler=client)
             seconds = time.perf_counter() - t0
             machine, main = _busy_cpu_s() - machine0, time.process_time() - main0
             after = client.run(worker_stats)

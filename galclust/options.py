@@ -83,6 +83,13 @@ class PixelOptions:
     min_pixels: int = _opt(pixel_defaults.DEFAULT_MIN_PIXELS, "--min-pixels", "fewest selected pixels to cluster a galaxy",
                            type=whole(1))
     random_state: int = _opt(0, "--seed", "random seed", type=whole(0))
+    unmix: str = _opt("off", "--unmix", "spectral unmixing into fraction maps and component "
+                      "SEDs, whose k and dominant components become the clusters: off, on "
+                      "(k by the bootstrap-null chi2 test), aic, bic or hysime")
+    bin_snr: float = _opt(0.0, "--bin-snr", "Voronoi-bin footprint pixels below --snr-min to "
+                          "this S/N and cluster the bins (0: off)", type=number(0))
+    sky_errors: str = _opt("on", "--sky-errors", "rescale each band's errors from the empty "
+                           "sky around every galaxy before any chi2 test: on or off")
 
     def __post_init__(self) -> None:
         from galclust.pixels.options import check_options, check_selection_numbers
@@ -91,10 +98,25 @@ class PixelOptions:
                       n_clusters=self.n_clusters)
         check_selection_numbers(snr_threshold=self.snr_threshold, min_pixels=self.min_pixels)
         _check_int("random_state", self.random_state, 0)
+        unmix = ("off", "on", "null", "aic", "bic", "hysime")
+        if self.unmix not in unmix:
+            raise InputError(f"pixels option unmix={self.unmix!r} must be one of "
+                             f"{', '.join(unmix)}." + did_you_mean(str(self.unmix), unmix))
+        if self.sky_errors not in ("on", "off"):
+            raise InputError(f"pixels option sky_errors={self.sky_errors!r} must be on or off.")
+        if not isinstance(self.bin_snr, int | float) or isinstance(self.bin_snr, bool) or not (
+                self.bin_snr == 0 or self.bin_snr > self.snr_threshold):
+            raise InputError(f"pixels option bin_snr={self.bin_snr!r} must be 0 (off) or a "
+                             f"number above snr_threshold={self.snr_threshold}.")
 
     def kwargs(self) -> dict[str, Any]:
         """Keyword arguments of :func:`galclust.pixels.survey.run_pixels`."""
-        return dataclasses.asdict(self)
+        out = dataclasses.asdict(self)
+        unmix = out.pop("unmix")
+        out["unmix"] = False if unmix == "off" else ("null" if unmix == "on" else unmix)
+        out["bin_snr"] = float(out["bin_snr"]) or None
+        out["rescale_errors"] = out.pop("sky_errors") == "on"
+        return out
 
 
 @stage_options("catalog")

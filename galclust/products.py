@@ -28,6 +28,10 @@ __all__ = [
     "EMBEDDING",
     "FOOTPRINTS",
     "GALAXIES",
+    "COMPONENTS_SCHEMA",
+    "UNMIXED",
+    "FRACTIONS",
+    "FRACTIONS_SCHEMA",
     "GALAXIES_SCHEMA",
     "MORPHOLOGY",
     "MORPHOLOGY_COLUMNS",
@@ -44,9 +48,11 @@ __all__ = [
 
 #: Pixel clustering: one row per galaxy; per galaxy, cluster and band; label stamps.
 GALAXIES, COMPOSITES, STAMPS = "pixels/galaxies", "pixels/composites", "pixels/stamps"
+#: Spectral unmixing (``unmix``): fraction maps per galaxy and component; component SEDs.
+FRACTIONS, UNMIXED = "pixels/fractions", "pixels/components"
 #: Segment boxes joined with catalog positions (what the incremental pixel stage compares).
 FOOTPRINTS = "pixels/footprints"
-PIXEL_TABLES = (GALAXIES, COMPOSITES, STAMPS)
+PIXEL_TABLES = (GALAXIES, COMPOSITES, STAMPS, FRACTIONS, UNMIXED)
 PIXEL_PRODUCTS = (*PIXEL_TABLES, FOOTPRINTS)
 #: Catalog stage: per-source spurious table, per-component summary, the embedding (zarr).
 SPURIOUS, COMPONENTS, EMBEDDING = "catalog_spurious", "catalog_components", "catalog_embedding"
@@ -79,7 +85,7 @@ GALAXIES_SCHEMA: dict[str, Any] = {
     "z": "float64", "tile": "int64", "n_pixels": "int64", "n_clusters": "int64",
     "method": _STR, "normalize": _STR, "metric": _STR, "criterion": _STR, "score": "float64",
     "chi2_single": "float64", "flags": "int64", "flag_names": _STR, "used_bands": _STR,
-    "dropped_bands": _STR, "error": _STR,
+    "dropped_bands": _STR, "err_scale": _STR, "n_bins": "int64", "error": _STR,
 }
 #: One row per galaxy, cluster and band.
 COMPOSITES_SCHEMA: dict[str, Any] = {
@@ -91,8 +97,20 @@ STAMPS_SCHEMA: dict[str, Any] = {
     "id": "int64", "y0": "int64", "x0": "int64", "ny": "int32", "nx": "int32",
     "labels": pd.ArrowDtype(pa.binary()),
 }
+#: One row per galaxy and unmixed component: its fraction map, float16 little-endian,
+#: row-major (ny, nx) on the label stamp's grid, NaN off the covered footprint.
+FRACTIONS_SCHEMA: dict[str, Any] = {
+    "id": "int64", "component": "int32", "y0": "int64", "x0": "int64", "ny": "int32",
+    "nx": "int32", "flux": "float64", "fractions": pd.ArrowDtype(pa.binary()),
+}
+#: One row per galaxy, unmixed component and band: the component's SED (sums to 1).
+COMPONENTS_SCHEMA: dict[str, Any] = {
+    "id": "int64", "component": "int32", "band": _STR, "wavelength": "float64",
+    "sed": "float64", "sed_err": "float64",
+}
 SCHEMAS: dict[str, dict[str, Any]] = {
     "galaxies": GALAXIES_SCHEMA, "composites": COMPOSITES_SCHEMA, "stamps": STAMPS_SCHEMA,
+    "fractions": FRACTIONS_SCHEMA, "components": COMPONENTS_SCHEMA,
 }
 
 

@@ -202,6 +202,13 @@ class PixelStage(Stage):
     def run(self, inputs: RunInputs, run: RunWriter, plan: StagePlan, options: PixelOptions,
             *, client: Any = None, **selection: Any) -> dict[str, Any]:
         params = {**options.kwargs(), **_selection(selection)}
+        status = (inputs.cube.attrs.get("psf") or {}).get("status", "none")
+        if status == "none":
+            log.warning("pixels: the cube's bands are not PSF-matched (its manifest gives no "
+                        "psf per band and does not declare psf_matched = true): colour "
+                        "gradients may be PSF artefacts; every galaxy is flagged "
+                        "PSF_UNMATCHED")
+        params["psf_unmatched"] = status == "none"
         return run_pixels_stage(inputs.cube, inputs.catalog, run, plan, params, client=client,
                                 footprints=inputs.footprints)
 

@@ -144,8 +144,9 @@ def composite_seds(flux: np.ndarray, err: np.ndarray, labels: np.ndarray, *, n_c
     nan_cols = np.where(used, 1.0, np.nan)[None, :]
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(noise > 0, total / noise, np.nan)[:, used]
-        snr = (np.nanmedian(ratio, axis=1) if ratio.size and np.isfinite(ratio).any()
-               else np.full(k, np.nan))
+        snr = np.full(k, np.nan)
+        has = np.isfinite(ratio).any(axis=1) if ratio.size else np.zeros(k, bool)
+        snr[has] = np.nanmedian(ratio[has], axis=1)  # a cluster without pixels: NaN
     return xr.Dataset(
         {
             "flux": (("cluster", "band"), total * nan_cols),

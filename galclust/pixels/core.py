@@ -1,8 +1,15 @@
 """`cluster_galaxy`: pixel-SED clustering of one galaxy, from arrays to a result.
 
 Pipeline: validate the arrays and options (errors before any compute) →
+rescale the errors from the empty sky around the galaxy (when a ``sky`` mask
+is given, :func:`~galclust.pixels.mixing.rescale_from_sky`) →
 select pixels and bands (:func:`~galclust.pixels.selection.select_pixels`) →
-cluster their SEDs (:class:`~galclust.pixels.estimator.PixelClusterer`) →
+optionally Voronoi-bin the faint footprint (``bin_snr``,
+:func:`~galclust.pixels.mixing.faint_bins`) →
+cluster their SEDs (:class:`~galclust.pixels.estimator.PixelClusterer`), or,
+with ``unmix=True``, unmix the covered footprint
+(:func:`~galclust.pixels.mixing.unmix_footprint`: fractions, component SEDs,
+and k and the labels when ``n_clusters="auto"``) →
 composite SEDs (:func:`~galclust.pixels.composites.composite_seds`).
 A degenerate galaxy (no pixels, too few, a single usable band, all-NaN) gives
 a flagged result, never an exception.
@@ -22,6 +29,13 @@ from galclust.errors import InputError, did_you_mean
 from galclust.pixels.composites import composite_seds, default_band_names
 from galclust.pixels.estimator import PixelClusterer
 from galclust.pixels.flags import PixelFlag, flag_names
+from galclust.pixels.mixing import (
+    UNMIX_RULES,
+    faint_bins,
+    is_faint,
+    rescale_from_sky,
+    unmix_footprint,
+)
 from galclust.pixels.options import check_arrays, check_options
 from galclust.pixels.selection import select_pixels
 
@@ -61,6 +75,17 @@ class PixelResult:
         pixels against their clusters' shapes).
     selection : ndarray of bool, (y, x)
         The selected pixels.
+    fractions : ndarray of float32, (component, y, x), optional
+        With ``unmix=True``: each component's share of every covered
+        footprint pixel's light (NaN elsewhere).
+    components : xarray.Dataset, optional
+        With ``unmix=True``: component SEDs ``sed``, ``sed_err`` (component,
+        band) and band-summed ``flux`` (component).
+    error_scale : dict of str to float
+        Factor each band's errors were multiplied by, from the sky (empty
+        when no sky mask was given).
+    n_bins : int
+        Voronoi bins of faint pixels that were clustered (``bin_snr``).
     """
 
     labels: np.ndarray
@@ -75,6 +100,10 @@ class PixelResult:
     criterion: str
     k_scores: dict[int, float] = field(default_factory=dict)
     selection: np.ndarray | None = None
+    fractions: np.ndarray | None = None
+    components: xr.Dataset | None = None
+    error_scale: dict[str, float] = field(default_factory=dict)
+    n_bins: int = 0
 
     @property
     def flag_names(self) -> list[str]:
@@ -86,7 +115,8 @@ class PixelResult:
         return {"n_pixels": self.n_pixels, "n_clusters": self.n_clusters, "score": self.score,
                 "criterion": self.criterion, "chi2_single": self.chi2_single,
                 "flags": int(self.flags), "flag_names": ",".join(self.flag_names),
-                "used_bands": ",".join(self.used_bands)}
+                "used_bands": ",".join(self.used_bands), "n_bins": self.n_bins,
+                "err_scale": ",".join(f"{b}={v:.3f}" for b, v in self.error_scale.items())}
 
 
 def check_estimator_options(options: dict[str, Any]) -> None:
@@ -106,7 +136,8 @@ def cluster_galaxy(sci: Any, err: Any, mask: Any, wavelength: Any, *,
                    snr_threshold: float = _defaults.DEFAULT_SNR_THRESHOLD,
                    min_pixels: int = _defaults.DEFAULT_MIN_PIXELS,
                    min_band_coverage: float = 0.5, bands: Sequence[str] | None = None,
-                   **options: Any) -> PixelResult:
+                   sky: Any = None, unmix: bool | str = False, bin_snr: float | None = None,
+                   noise_correlation: float | None = None, **options: Any) -> PixelResult:
     """Cluster one galaxy's pixels by SED shape.
 
     Parameters
@@ -131,6 +162,24 @@ def cluster_galaxy(sci: Any, err: Any, mask: Any, wavelength: Any, *,
         Bands covering less of the footprint are dropped.
     bands : sequence of str, optional
         Band names (default: from the wavelengths).
+    sky : array_like of bool, (y, x), optional
+        Empty-sky pixels of the stamp (outside every segment). Each band's
+        errors are first multiplied by the robust scatter of ``sci / err``
+        there (``error_scale``; flag ``SKY_TOO_SMALL`` and factor 1 where
+        there is too little sky).
+    unmix : bool or {"null", "aic", "bic", "hysime"}
+        Also unmix the covered footprint into component fractions and SEDs
+        (:mod:`galclust.pixels.unmix`); with ``n_clusters="auto"`` its number
+        of components and dominant-component labels are the result's. True
+        is ``"null"``; a name chooses how the unmixing picks k (see
+        :func:`~galclust.pixels.unmix.unmix`).
+    bin_snr : float, optional
+        Voronoi-bin the covered footprint pixels below ``snr_threshold`` to
+        this S/N and cluster the bins that reach ``snr_threshold``.
+    noise_correlation : float, optional
+        Pixels per independent noise sample, for the unmixing's k test
+        (default: measured on ``sky``, else 1). Give it when the errors were
+        rescaled from a wider sky than the stamp's.
     **options
         Passed to :class:`~galclust.pixels.estimator.PixelClusterer`
         (``linkage``, ``k_range``, ``chi2_threshold``, ``eps``, ``dtype``, ...).
@@ -146,6 +195,16 @@ def cluster_galaxy(sci: Any, err: Any, mask: Any, wavelength: Any, *,
         ``n_clusters`` larger than the footprint.
     """
     sci, err, mask, wl = check_arrays(sci, err, mask, wavelength)
+    unmix = "null" if unmix is True else unmix
+    if unmix not in (False, None, *UNMIX_RULES):
+        raise InputError(f"unmix={unmix!r} must be True, False or one of "
+                         f"{', '.join(UNMIX_RULES)}.")
+    if sky is not None and np.shape(sky) != mask.shape:
+        raise InputError(f"sky has shape {np.shape(sky)} but mask has {mask.shape}; give the "
+                         "stamp's empty-sky pixels as a (y, x) boolean array.")
+    if bin_snr is not None and not (np.isfinite(bin_snr) and bin_snr > snr_threshold):
+        raise InputError(f"bin_snr={bin_snr!r} must be a number above snr_threshold="
+                         f"{snr_threshold} (the S/N the faint bins are grouped to).")
     rule = check_options(method=method, normalize=normalize, metric=metric,
                          linkage=options.get("linkage", "ward"), n_clusters=n_clusters,
                          k_range=options.get("k_range", (1, 6)))
@@ -157,13 +216,25 @@ def cluster_galaxy(sci: Any, err: Any, mask: Any, wavelength: Any, *,
     if rule.kind == "fixed" and rule.k > n_foot:
         raise InputError(f"n_clusters={rule.k} is larger than the number of pixels in the "
                          f"footprint ({n_foot}); ask for fewer clusters or use 'auto'.")
+    err, scale, sky_ok, correlation = rescale_from_sky(sci, err, sky, names)
+    correlation = correlation if noise_correlation is None else float(noise_correlation)
     sel = select_pixels(sci, err, mask, snr_threshold=snr_threshold,
                         min_band_coverage=min_band_coverage)
-    flags = sel.flags
+    flags = sel.flags | (PixelFlag(0) if sky_ok else PixelFlag.SKY_TOO_SMALL)
     used = sel.used_bands
+    covered = np.isfinite(sel.snr)
+    bins = (faint_bins(sci, err, covered & ~sel.mask, used, bin_snr, snr_threshold)
+            if bin_snr is not None and used.sum() >= 2 else None)
+    n_bins = int(bins.keep.sum()) if bins is not None else 0
+    binned = int(np.isin(bins.labels, np.flatnonzero(bins.keep)).sum()) if n_bins else 0
+    if is_faint(int(sel.mask.sum()) + binned, int(covered.sum()), min_pixels):
+        flags |= PixelFlag.FAINT
     flux = sci[:, sel.mask].T
     e = err[:, sel.mask].T
-    n = sel.n_pixels
+    if n_bins:
+        flux = np.vstack([flux, bins.flux[bins.keep]])
+        e = np.vstack([e, bins.err[bins.keep]])
+    n = sel.n_pixels + n_bins
     pix_labels = np.full(n, -1, dtype=np.int64)
     k, score, chi2, criterion, k_scores = 0, float("nan"), float("nan"), "none", {}
     if n == 0:
@@ -187,8 +258,26 @@ def cluster_galaxy(sci: Any, err: Any, mask: Any, wavelength: Any, *,
         k, score, chi2 = est.n_clusters_, est.score_, est.chi2_single_
         criterion, k_scores = est.criterion_, dict(est.k_scores_)
         flags |= est.flags_
+    mixed = None
+    if unmix and used.sum() >= 2 and covered.sum() >= 2 * max(min_pixels, 1):
+        mixed = unmix_footprint(sci, err, covered, used, names, wl,
+                                n_components=rule.k if rule.kind == "fixed" else "auto",
+                                k_range=options.get("k_range", (1, 6)),
+                                random_state=random_state, rule=unmix,
+                                correlation=correlation)
+        if rule.kind == "auto" and n:
+            dominant = np.full(mask.shape, -1, dtype=np.int64)
+            dominant[covered] = mixed.labels
+            pix_labels = _with_bins(dominant[sel.mask], dominant, bins)
+            k, criterion, k_scores = mixed.n_components, f"unmix-{mixed.criterion}", \
+                mixed.k_scores
     labels = np.full(mask.shape, -1, dtype=np.int32)
-    labels[sel.mask] = pix_labels
+    labels[sel.mask] = pix_labels[: sel.n_pixels]
+    if n_bins:
+        kept = np.flatnonzero(bins.keep)
+        lut = np.full(bins.labels.max() + 2, -1, dtype=np.int32)
+        lut[kept] = pix_labels[sel.n_pixels:]
+        labels = np.where(bins.labels >= 0, lut[bins.labels], labels)
     comps = composite_seds(flux, e, pix_labels, n_clusters=k, wavelength=wl, bands=names,
                            used_bands=used)
     return PixelResult(
@@ -196,5 +285,19 @@ def cluster_galaxy(sci: Any, err: Any, mask: Any, wavelength: Any, *,
         score=float(score), used_bands=tuple(n_ for n_, u in zip(names, used, strict=True) if u),
         dropped_bands={names[i]: why for i, why in sel.dropped_bands.items()},
         n_pixels=n, chi2_single=float(chi2), criterion=criterion, k_scores=k_scores,
-        selection=sel.mask,
+        selection=sel.mask, fractions=None if mixed is None else mixed.fractions,
+        components=None if mixed is None else mixed.components, error_scale=scale,
+        n_bins=n_bins,
     )
+
+
+def _with_bins(pixel_labels: np.ndarray, dominant: np.ndarray, bins: Any) -> np.ndarray:
+    """Labels of the selected pixels, then of the kept faint bins (their pixels' majority)."""
+    if bins is None or not bins.keep.any():
+        return pixel_labels
+    extra = []
+    for j in np.flatnonzero(bins.keep):
+        votes = dominant[bins.labels == j]
+        votes = votes[votes >= 0]
+        extra.append(int(np.bincount(votes).argmax()) if votes.size else -1)
+    return np.concatenate([pixel_labels, np.asarray(extra, dtype=pixel_labels.dtype)])

@@ -28,6 +28,9 @@ class PixelFlag(enum.IntFlag):
     NOT_IN_SEGMENTATION = 512
     FAILED = 1024
     INVALID_PIXELS = 2048
+    FAINT = 4096
+    SKY_TOO_SMALL = 8192
+    PSF_UNMATCHED = 16384
 
 
 #: What each flag means (documentation and ``flag_names(..., describe=True)``).
@@ -44,6 +47,13 @@ FLAG_DESCRIPTIONS: dict[PixelFlag, str] = {
     PixelFlag.NOT_IN_SEGMENTATION: "the galaxy id has no pixel in the segmentation map",
     PixelFlag.FAILED: "clustering raised an unexpected error (see the error column)",
     PixelFlag.INVALID_PIXELS: "some selected pixels could not be normalised (e.g. sum <= 0)",
+    PixelFlag.FAINT: "the S/N cut kept under a quarter of the covered footprint (or under "
+                     "2 min_pixels): set bin_snr (e.g. 5) to cluster the faint outskirts as "
+                     "Voronoi bins, or lower snr_threshold",
+    PixelFlag.SKY_TOO_SMALL: "too little empty sky around the galaxy to rescale some band's "
+                             "errors; they were used as given (widen the stamp margin)",
+    PixelFlag.PSF_UNMATCHED: "the bands are not PSF-matched (the manifest gives no psf and does "
+                             "not declare psf_matched): colour gradients may be PSF artefacts",
 }
 
 

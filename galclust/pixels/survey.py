@@ -36,10 +36,14 @@ from galclust.errors import InputError
 from galclust.pixels.composites import composites_to_frame
 from galclust.pixels.core import check_estimator_options, cluster_galaxy
 from galclust.pixels.flags import PixelFlag, flag_names
+from galclust.pixels.mixing import rescale_from_sky
 from galclust.pixels.options import check_cone, check_options, check_selection_numbers
 from galclust.pixels.selection import footprint_from_segmentation, segment_bboxes
+from galclust.pixels.skynoise import sky_from_segmentation
 from galclust.products import (
+    COMPONENTS_SCHEMA,
     COMPOSITES_SCHEMA,
+    FRACTIONS_SCHEMA,
     GALAXIES_SCHEMA,
     SCHEMAS,
     STAMPS_SCHEMA,
@@ -55,6 +59,7 @@ __all__ = [
     "STAMPS_SCHEMA",
     "PixelTables",
     "cluster_tile",
+    "decode_fractions",
     "decode_labels",
     "empty_frame",
     "pixel_tables",
@@ -64,6 +69,8 @@ __all__ = [
 
 #: Key prefix of the per-tile clustering tasks (their progress is counted in galaxies).
 TILE_TASK = "cluster_tile"
+#: Pixels of sky around a galaxy's stamp from which its errors are rescaled.
+SKY_MARGIN = 16
 def _frame(rows: list[dict[str, Any]], schema: Mapping[str, Any]) -> pd.DataFrame:
     if not rows:
         return empty_frame(schema)
@@ -173,7 +180,7 @@ def _galaxy_row(gal: Mapping[str, Any], tile: int, params: Mapping[str, Any]) ->
             "method": params["method"], "normalize": params["normalize"],
             "metric": params["metric"], "criterion": "none", "score": np.nan,
             "chi2_single": np.nan, "flags": 0, "flag_names": "", "used_bands": "",
-            "dropped_bands": "", "error": ""}
+            "dropped_bands": "", "err_scale": "", "n_bins": 0, "error": ""}
 
 
 def cluster_tile(sci: np.ndarray, err: np.ndarray, seg: np.ndarray, members: pd.DataFrame,
@@ -198,7 +205,10 @@ def cluster_tile(sci: np.ndarray, err: np.ndarray, seg: np.ndarray, members: pd.
     tile : int
     params : mapping
         ``method, normalize, metric, n_clusters, random_state, snr_threshold,
-        min_pixels, z_tolerance``.
+        min_pixels, z_tolerance``, and optionally ``unmix``, ``bin_snr``,
+        ``rescale_errors`` (default True: errors rescaled from the sky within
+        :data:`SKY_MARGIN` of each stamp, outside every segment grown by 2 px)
+        and ``psf_unmatched`` (flag every galaxy ``PSF_UNMATCHED``).
     options : mapping
         Extra :class:`~galclust.pixels.estimator.PixelClusterer` options.
     redshifts : pandas.Series, optional
@@ -206,14 +216,17 @@ def cluster_tile(sci: np.ndarray, err: np.ndarray, seg: np.ndarray, members: pd.
 
     Returns
     -------
-    galaxies, composites, stamps : pandas.DataFrame
-        Following :data:`SCHEMAS`.
+    galaxies, composites, stamps, fractions, components : pandas.DataFrame
+        Following :data:`SCHEMAS` (the last two empty unless ``unmix``).
     """
     sci, err, seg = np.asarray(sci), np.asarray(err), np.asarray(seg)
     oy, ox = origin
-    g_rows, c_parts, s_rows = [], [], []
+    g_rows, c_parts, s_rows, f_rows, u_parts = [], [], [], [], []
     kw = {k: params[k] for k in ("method", "normalize", "metric", "n_clusters",
                                  "random_state", "snr_threshold", "min_pixels")}
+    kw.update(unmix=params.get("unmix", False), bin_snr=params.get("bin_snr"))
+    extra = PixelFlag(PixelFlag.PSF_UNMATCHED if params.get("psf_unmatched") else 0)
+    sky_all = sky_from_segmentation(seg) if params.get("rescale_errors", True) else None
     for gal in members.to_dict("records"):
         row = _galaxy_row(gal, tile, params)
         y0, y1 = int(gal["sy0"]) - oy, int(gal["sy1"]) - oy
@@ -222,24 +235,69 @@ def cluster_tile(sci: np.ndarray, err: np.ndarray, seg: np.ndarray, members: pd.
             foot = footprint_from_segmentation(
                 seg[y0:y1, x0:x1], int(gal["id"]), redshifts=redshifts,
                 z_tolerance=params["z_tolerance"])
-            res = cluster_galaxy(sci[:, y0:y1, x0:x1], err[:, y0:y1, x0:x1], foot, wavelength,
-                                 bands=bands, **kw, **options)
+            e, scale, sky_ok, corr = _rescaled(sci, err, sky_all, (y0, y1, x0, x1), bands)
+            res = cluster_galaxy(sci[:, y0:y1, x0:x1], e, foot, wavelength, bands=bands,
+                                 noise_correlation=corr, **kw, **options)
         except Exception as exc:  # one pathological galaxy must not fail the tile
             row.update(flags=int(PixelFlag.FAILED), flag_names="FAILED",
                        error=f"{type(exc).__name__}: {exc}")
             g_rows.append(row)
             continue
+        res.error_scale = scale
+        res.flags |= extra | (PixelFlag(0) if sky_ok else PixelFlag.SKY_TOO_SMALL)
         row.update(res.summary(), dropped_bands=";".join(
             f"{b}: {why}" for b, why in res.dropped_bands.items()))
         g_rows.append(row)
         comp = composites_to_frame(res.composites)
         comp.insert(0, "id", int(gal["id"]))
         c_parts.append(comp)
-        s_rows.append({"id": int(gal["id"]), "y0": y0 + oy, "x0": x0 + ox, "ny": y1 - y0,
-                       "nx": x1 - x0, "labels": res.labels.astype("<i2").tobytes()})
+        box = {"id": int(gal["id"]), "y0": y0 + oy, "x0": x0 + ox, "ny": y1 - y0, "nx": x1 - x0}
+        s_rows.append({**box, "labels": res.labels.astype("<i2").tobytes()})
+        if res.fractions is not None:
+            f_rows.extend(_fraction_rows(box, res))
+            u_parts.append(_component_rows(int(gal["id"]), res.components))
     comps = (pd.concat(c_parts, ignore_index=True)[list(COMPOSITES_SCHEMA)].astype(
         COMPOSITES_SCHEMA) if c_parts else empty_frame(COMPOSITES_SCHEMA))
-    return _frame(g_rows, GALAXIES_SCHEMA), comps, _frame(s_rows, STAMPS_SCHEMA)
+    unmixed = (pd.concat(u_parts, ignore_index=True).astype(COMPONENTS_SCHEMA)
+               if u_parts else empty_frame(COMPONENTS_SCHEMA))
+    return (_frame(g_rows, GALAXIES_SCHEMA), comps, _frame(s_rows, STAMPS_SCHEMA),
+            _frame(f_rows, FRACTIONS_SCHEMA), unmixed)
+
+
+def _rescaled(sci: np.ndarray, err: np.ndarray, sky: np.ndarray | None,
+              box: tuple[int, int, int, int], bands: Sequence[str] | None
+              ) -> tuple[np.ndarray, dict[str, float], bool, float]:
+    """The stamp's errors rescaled from the sky within ``SKY_MARGIN`` of it, and the
+    noise correlation area measured there."""
+    y0, y1, x0, x1 = box
+    stamp = err[:, y0:y1, x0:x1]
+    if sky is None:
+        return stamp, {}, True, 1.0
+    wy0, wx0 = max(y0 - SKY_MARGIN, 0), max(x0 - SKY_MARGIN, 0)
+    wy1, wx1 = min(y1 + SKY_MARGIN, err.shape[1]), min(x1 + SKY_MARGIN, err.shape[2])
+    names = list(bands) if bands is not None else [str(b) for b in range(err.shape[0])]
+    _, scale, ok, corr = rescale_from_sky(sci[:, wy0:wy1, wx0:wx1],
+                                          err[:, wy0:wy1, wx0:wx1], sky[wy0:wy1, wx0:wx1], names)
+    factors = np.array([scale[b] for b in names], dtype=stamp.dtype)
+    return stamp * factors[:, None, None], scale, ok, corr
+
+
+def _fraction_rows(box: Mapping[str, int], res: Any) -> list[dict[str, Any]]:
+    flux = res.components["flux"].to_numpy()
+    return [{**box, "component": c, "flux": float(flux[c]),
+             "fractions": res.fractions[c].astype("<f2").tobytes()}
+            for c in range(res.fractions.shape[0])]
+
+
+def _component_rows(gid: int, comps: xr.Dataset) -> pd.DataFrame:
+    df = comps[["sed", "sed_err"]].to_dataframe().reset_index()
+    df.insert(0, "id", gid)
+    return df[list(COMPONENTS_SCHEMA)]
+
+
+def decode_fractions(fractions: bytes, ny: int, nx: int) -> np.ndarray:
+    """The (ny, nx) float32 fraction map stored in a ``fractions`` row."""
+    return np.frombuffer(fractions, dtype="<f2").reshape(int(ny), int(nx)).astype(np.float32)
 
 
 # --------------------------------------------------------------------------- graph
@@ -249,7 +307,7 @@ class PixelTables:
 
     Attributes
     ----------
-    galaxies, composites, stamps : dask.dataframe.DataFrame
+    galaxies, composites, stamps, fractions, components : dask.dataframe.DataFrame
     n_galaxies : int
         Selected galaxies (rows of ``galaxies``).
     n_tiles : int
@@ -259,6 +317,8 @@ class PixelTables:
     galaxies: Any
     composites: Any
     stamps: Any
+    fractions: Any
+    components: Any
     n_galaxies: int
     n_tiles: int
     weights: dict[str, int] = field(default_factory=dict)
@@ -267,9 +327,9 @@ class PixelTables:
         """``[(name, dask DataFrame), ...]`` in :data:`SCHEMAS` order."""
         return [(name, getattr(self, name)) for name in SCHEMAS]
 
-    def compute(self, **kwargs: Any) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-        """Compute the three tables together (each tile clustered once)."""
-        return dask.compute(self.galaxies, self.composites, self.stamps, **kwargs)
+    def compute(self, **kwargs: Any) -> tuple[pd.DataFrame, ...]:
+        """Compute the five tables together (each tile clustered once), in :data:`SCHEMAS` order."""
+        return dask.compute(*(getattr(self, name) for name in SCHEMAS), **kwargs)
 
 
 def _edges(chunks: Sequence[int]) -> np.ndarray:
@@ -285,6 +345,8 @@ def pixel_tables(cube: xr.Dataset, catalog: pd.DataFrame, *, ids: Sequence[int] 
                  snr_threshold: float = _defaults.DEFAULT_SNR_THRESHOLD,
                  min_pixels: int = _defaults.DEFAULT_MIN_PIXELS,
                  z_tolerance: float | None = None, margin: int = 2,
+                 unmix: bool | str = False, bin_snr: float | None = None,
+                 rescale_errors: bool = True, psf_unmatched: bool = False,
                  boxes: pd.DataFrame | None = None, scheduler: Any = None,
                  **options: Any) -> PixelTables:
     """Lazy tables of the pixel clustering of the selected galaxies of a cube.
@@ -310,6 +372,16 @@ def pixel_tables(cube: xr.Dataset, catalog: pd.DataFrame, *, ids: Sequence[int] 
         them inside the galaxy's stamp: its segment box plus ``margin``).
     margin : int
         Pixels added around each galaxy's segment box for its stamp.
+    unmix, bin_snr
+        As :func:`~galclust.pixels.core.cluster_galaxy` (fraction maps and
+        component SEDs go to the ``fractions`` and ``components`` tables).
+    rescale_errors : bool
+        Rescale each galaxy's errors per band from the empty sky within
+        :data:`SKY_MARGIN` pixels of its stamp (the factors are the
+        ``err_scale`` column).
+    psf_unmatched : bool
+        The cube's bands are not PSF-matched: flag every galaxy
+        ``PSF_UNMATCHED``.
     boxes : pandas.DataFrame, optional
         Precomputed :func:`segment_boxes` (else computed now, one task per chunk).
     scheduler : optional
@@ -346,7 +418,8 @@ def pixel_tables(cube: xr.Dataset, catalog: pd.DataFrame, *, ids: Sequence[int] 
     params = {"method": method, "normalize": normalize, "metric": metric,
               "n_clusters": n_clusters, "random_state": random_state,
               "snr_threshold": snr_threshold, "min_pixels": min_pixels,
-              "z_tolerance": z_tolerance}
+              "z_tolerance": z_tolerance, "unmix": unmix, "bin_snr": bin_snr,
+              "rescale_errors": bool(rescale_errors), "psf_unmatched": bool(psf_unmatched)}
     chunks = cube["sci"].data.chunks if hasattr(cube["sci"].data, "chunks") else (
         (cube.sizes["band"],), (ny,), (nx,))
     y_edges, x_edges = _edges(chunks[1]), _edges(chunks[2])
@@ -368,12 +441,13 @@ def pixel_tables(cube: xr.Dataset, catalog: pd.DataFrame, *, ids: Sequence[int] 
     if z_tolerance is not None:
         redshifts = dask.delayed(catalog.set_index(catalog["id"].astype("int64"))["z"],
                                  pure=True)
-    cluster = dask.delayed(cluster_tile, nout=3, pure=True)
+    cluster = dask.delayed(cluster_tile, nout=len(SCHEMAS), pure=True)
     parts: dict[str, list[Any]] = {name: [] for name in SCHEMAS}
     weights: dict[str, int] = {}  # tile task key -> galaxies in it (for progress)
+    pad = SKY_MARGIN if rescale_errors else 0  # the sky around each stamp
     for tile, members in found.groupby("tile", sort=True):
-        y0, y1 = int(members["sy0"].min()), int(members["sy1"].max())
-        x0, x1 = int(members["sx0"].min()), int(members["sx1"].max())
+        y0, y1 = max(int(members["sy0"].min()) - pad, 0), min(int(members["sy1"].max()) + pad, ny)
+        x0, x1 = max(int(members["sx0"].min()) - pad, 0), min(int(members["sx1"].max()) + pad, nx)
         region = cube.isel(y=slice(y0, y1), x=slice(x0, x1))
         cols = ["id", "ra", "dec", "x", "y", "z", "sy0", "sy1", "sx0", "sx1"]
         args = (region["sci"].data, region["err"].data, region["seg"].data,
@@ -395,8 +469,7 @@ def pixel_tables(cube: xr.Dataset, catalog: pd.DataFrame, *, ids: Sequence[int] 
         meta = empty_frame(schema)
         frames[name] = (dd.from_delayed(parts[name], meta=meta, verify_meta=False)
                         if parts[name] else dd.from_pandas(meta, npartitions=1))
-    return PixelTables(frames["galaxies"], frames["composites"], frames["stamps"],
-                       n_galaxies=len(sel), n_tiles=n_tiles, weights=weights)
+    return PixelTables(**frames, n_galaxies=len(sel), n_tiles=n_tiles, weights=weights)
 
 
 def run_pixels(cube: xr.Dataset, catalog: pd.DataFrame, run: Any, *, client: Any = None,

@@ -50,12 +50,12 @@ def run(tmp_path_factory):
     out = {"truth": truth, "truth_map": truth_map,
            "brightness": cube["sci"].sum("band").values}
     for name, kwargs in (("l2", {"normalize": "l2"}), ("none", {"normalize": "none"})):
-        gal, _, stamps = pixel_tables(cube, catalog, method="kmeans",
+        gal, _, stamps, *_ = pixel_tables(cube, catalog, method="kmeans",
                                       **kwargs).compute(scheduler="synchronous")
         out[name] = survey_ari(stamps, gal, truth_map, truth)
         out[f"{name}_stamps"] = stamps
     three = truth.loc[(truth["kind"] == "galaxy") & (truth["n_components"] == 3), "id"]
-    gal, _, stamps = pixel_tables(cube, catalog, ids=three.tolist(), normalize="l2",
+    gal, _, stamps, *_ = pixel_tables(cube, catalog, ids=three.tolist(), normalize="l2",
                                   n_clusters=3).compute(scheduler="synchronous")
     out["l2_k3"] = survey_ari(stamps, gal, truth_map, truth)
     return out

@@ -295,7 +295,7 @@ def test_two_runs_with_different_methods_write_different_files(small_cube, tmp_p
     for method, run in runs:
         params = {"method": method, "normalize": "l2", "metric": "euclidean",
                   "n_clusters": "auto"}
-        gal, comp, stamps = pixel_tables(cube, cat, **params).compute(scheduler="sync")
+        gal, comp, stamps, *_ = pixel_tables(cube, cat, **params).compute(scheduler="sync")
         stored = {"pixels": params} if method == "kmeans" else {"settings": {"pixels": params}}
         results = _Run({"pixels/galaxies": gal, "pixels/composites": comp,
                         "pixels/stamps": stamps}, run, {"store": "x", **stored})

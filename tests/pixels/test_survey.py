@@ -30,9 +30,10 @@ def computed(small_cube):
 
 
 def test_tables_follow_the_declared_schemas(computed, small_cube):
-    tables, (gal, comp, stamps) = computed
+    tables, frames = computed
+    gal, comp, stamps, fractions, components = frames
     _, cat, _ = small_cube
-    for name, df in zip(SCHEMAS, (gal, comp, stamps), strict=True):
+    for name, df in zip(SCHEMAS, frames, strict=True):
         assert list(df.columns) == list(SCHEMAS[name])
         assert df.dtypes.to_dict() == {k: pd.api.types.pandas_dtype(v)
                                        for k, v in SCHEMAS[name].items()}
@@ -41,10 +42,11 @@ def test_tables_follow_the_declared_schemas(computed, small_cube):
     assert (gal["error"] == "").all() and (gal["flags"] == 0).all()
     assert len(comp) == gal["n_clusters"].sum() * 8
     assert set(stamps["id"]) == set(gal["id"])
+    assert fractions.empty and components.empty  # unmix is off by default
 
 
 def test_one_task_per_tile(computed):
-    tables, (gal, _, _) = computed
+    tables, (gal, *_) = computed
     assert tables.n_tiles == 4 and tables.galaxies.npartitions == 4
     assert gal.groupby("tile")["id"].count().to_dict() == {0: 4, 1: 2, 2: 2, 3: 1}
     graph = dict(tables.galaxies.__dask_graph__())
@@ -53,17 +55,22 @@ def test_one_task_per_tile(computed):
 
 
 def test_results_equal_cluster_galaxy_on_the_stamp(computed, small_cube):
-    _, (gal, comp, stamps) = computed
+    _, (gal, comp, stamps, *_) = computed
     cube, _, truths = small_cube
     for row in stamps.itertuples():
         labels = decode_labels(row.labels, row.ny, row.nx)
         sl = (slice(row.y0, row.y0 + row.ny), slice(row.x0, row.x0 + row.nx))
         seg = cube["seg"].values[sl]
+        g = gal.set_index("id").loc[row.id]
+        # the stage rescaled each band's errors from the sky and recorded the factors
+        scale = dict(kv.split("=") for kv in g["err_scale"].split(","))
+        factors = np.array([float(scale[str(b)]) for b in cube["band"].values])
+        assert len(factors) == cube.sizes["band"] and np.all(factors > 0)
         direct = cluster_galaxy(cube["sci"].values[:, sl[0], sl[1]],
-                                cube["err"].values[:, sl[0], sl[1]], seg == row.id,
+                                cube["err"].values[:, sl[0], sl[1]] * factors[:, None, None]
+                                .astype(np.float32), seg == row.id,
                                 cube["wavelength"].values)
         np.testing.assert_array_equal(labels, direct.labels)
-        g = gal.set_index("id").loc[row.id]
         assert g["n_clusters"] == direct.n_clusters and g["n_pixels"] == direct.n_pixels
         mine = comp[comp["id"] == row.id].sort_values(["cluster", "wavelength"])
         np.testing.assert_allclose(mine["flux"], direct.composites["flux"].values.ravel())
@@ -89,7 +96,7 @@ def test_pathological_galaxies_become_flagged_rows(cube_factory):
     extra = pd.DataFrame([{"id": 77, "ra": 150.0, "dec": 2.0, "x": 45.0, "y": 0.0, "z": 1.0},
                           {"id": 88, "ra": 150.0, "dec": 2.0, "x": 5.0, "y": 5.0, "z": 1.0}])
     cat = pd.concat([cat, extra], ignore_index=True)
-    gal, comp, stamps = pixel_tables(cube.chunk({"y": 41, "x": 41}), cat,
+    gal, comp, stamps, *_ = pixel_tables(cube.chunk({"y": 41, "x": 41}), cat,
                                      n_clusters=2).compute(scheduler="sync")
     g = gal.set_index("id")
     assert g.loc[1000, "flags"] & PixelFlag.ALL_NAN and g.loc[1000, "n_clusters"] == 0
@@ -175,7 +182,7 @@ def test_distributed_scheduler_gives_the_same_tables(small_cube, computed):
     cube, cat, _ = small_cube
     with LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
                       dashboard_address=None) as cluster, Client(cluster) as client:
-        gal, _, _ = pixel_tables(cube, cat, scheduler=client).compute(scheduler=client)
+        gal, *_ = pixel_tables(cube, cat, scheduler=client).compute(scheduler=client)
     pd.testing.assert_frame_equal(gal.sort_values("id").reset_index(drop=True),
                                   computed[1][0].sort_values("id").reset_index(drop=True))
 
@@ -190,7 +197,7 @@ def test_end_to_end_on_an_ingested_synthetic_survey(tmp_path):
     cube = ingest(survey.manifest_path, str(tmp_path / "cube.zarr"), tile=128)
     cat = open_catalog(str(tmp_path / "cube.zarr"))
     tables = pixel_tables(cube, cat)
-    gal, comp, stamps = tables.compute()
+    gal, comp, stamps, *_ = tables.compute()
     assert tables.n_tiles == 4 and sorted(gal["id"]) == sorted(cat["id"])
     assert not (gal["flags"] & int(PixelFlag.FAILED)).any()
     clustered = gal[gal["n_clusters"] > 0]

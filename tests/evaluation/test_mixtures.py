@@ -1,0 +1,66 @@
+"""The mixing-galaxy validation suite: the unmixing's k against today's χ² rule.
+
+Both families, on a seed no setting was chosen on (the rules' constants were
+set on ``family="default"`` seeds 0-2; ``"heldout"`` was never tuned on).
+The bounds are what the suite supports, below issue #11's targets (k right
+for >= 90 %, fractions to <= 0.1 RMS), which are not met; see the module
+docstring of :mod:`galclust.pixels.unmix` and the demo's table.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from galclust.errors import InputError
+from galclust.evaluation.mixtures import fraction_rms, mixture_table, run_mixture_suite
+
+
+@pytest.fixture(scope="module")
+def suite():
+    return pd.concat([run_mixture_suite(family=f, seeds=(11,), rules=("chi2", "unmix"))
+                      for f in ("default", "heldout")], ignore_index=True)
+
+
+def _k(runs, rule):
+    return runs[runs["rule"] == rule]["k_right"].mean()
+
+
+def test_unmixing_finds_k_more_often_than_the_chi2_rule(suite):
+    multi = suite[suite["n_components"] >= 2]
+    for family, runs in multi.groupby("family"):
+        assert _k(runs, "unmix") >= 0.55, family
+    # measured 0.65-0.78 against 0.47-0.49 on 4 x 36 galaxies of both families
+    assert _k(multi, "unmix") >= _k(multi, "chi2") + 0.1
+    hard = multi[multi["n_components"] >= 3]
+    assert _k(hard, "unmix") > _k(hard, "chi2")
+
+
+def test_single_components_stay_single_and_separated_layouts_are_no_worse(suite):
+    single = suite[suite["n_components"] == 1]
+    assert _k(single, "unmix") >= 0.9
+    sep = suite[(suite["layout"] == "separated") & (suite["n_components"] >= 2)]
+    assert _k(sep, "unmix") >= _k(sep, "chi2")
+
+
+def test_labels_and_fractions_are_scored(suite):
+    un = suite[(suite["rule"] == "unmix") & (suite["n_components"] >= 2)]
+    assert un["ari"].median() >= 0.7
+    assert un["frac_rms"].notna().all() and un["frac_rms"].median() <= 0.3
+    assert suite[suite["rule"] == "chi2"]["frac_rms"].isna().all()  # no fractions
+    table = mixture_table(suite)
+    assert table.index.names == ["n_components", "snr", "layout"]
+    assert {("k_right", "unmix"), ("ari", "chi2"), ("frac_rms", "unmix")} <= set(table.columns)
+    assert len(table) == 4 * 3 * 3
+
+
+def test_fraction_rms_matches_components_and_counts_missing_ones():
+    t = np.zeros((2, 4, 4))
+    t[0, :, :2], t[1, :, 2:] = 1.0, 1.0
+    where = np.ones((4, 4), bool)
+    assert fraction_rms(t, t[::-1], where) == 0.0  # order does not matter
+    assert fraction_rms(t, t[:1], where) == pytest.approx(np.sqrt(0.5 / 2))
+    assert np.isnan(fraction_rms(t, None, where))
+    with pytest.raises(InputError, match="unknown rule"):
+        run_mixture_suite(rules=("vote",))

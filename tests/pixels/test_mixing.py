@@ -1,0 +1,90 @@
+"""cluster_galaxy's sky rescaling, faint-pixel binning, FAINT flag and unmixing, and the
+fraction maps through the survey mapping."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from galclust.errors import InputError
+from galclust.pixels import PixelFlag, cluster_galaxy
+from galclust.pixels.survey import decode_fractions, decode_labels, pixel_tables
+from galclust.synth.mixtures import make_mixture_galaxy
+
+
+def test_errors_are_rescaled_from_the_sky_before_the_k_test():
+    g = make_mixture_galaxy(1, snr=40, family="heldout", seed=8)  # error map too small
+    plain = cluster_galaxy(g.sci, g.err, g.mask, g.wavelength, bands=g.bands)
+    fixed = cluster_galaxy(g.sci, g.err, g.mask, g.wavelength, bands=g.bands, sky=g.sky)
+    got = np.array([fixed.error_scale[b] for b in g.bands])
+    np.testing.assert_allclose(got, g.err_scale, rtol=0.1)
+    assert plain.error_scale == {} and fixed.summary()["err_scale"].count("=") == 6
+    # with the true noise the single population is not split
+    assert fixed.n_clusters == 1 and fixed.chi2_single < plain.chi2_single
+
+
+def test_too_little_sky_is_flagged_and_errors_kept():
+    g = make_mixture_galaxy(1, snr=40, seed=8)
+    sky = np.zeros_like(g.sky)
+    sky[:3, :3] = True
+    res = cluster_galaxy(g.sci, g.err, g.mask, g.wavelength, sky=sky)
+    assert res.flags & PixelFlag.SKY_TOO_SMALL
+    assert set(res.error_scale.values()) == {1.0}
+
+
+def test_faint_galaxy_is_flagged_and_binning_clusters_its_outskirts():
+    g = make_mixture_galaxy(2, snr=6, layout="separated", seed=9)
+    cut = cluster_galaxy(g.sci, g.err, g.mask, g.wavelength, sky=g.sky)
+    assert cut.flags & PixelFlag.FAINT and cut.n_bins == 0
+    binned = cluster_galaxy(g.sci, g.err, g.mask, g.wavelength, sky=g.sky, bin_snr=8)
+    assert binned.n_bins > 5
+    assert (binned.labels >= 0).sum() > 1.5 * (cut.labels >= 0).sum()
+    assert not (binned.flags & PixelFlag.FAINT)
+    # every labelled pixel is in the footprint; a bin's pixels share one label
+    assert not ((binned.labels >= 0) & ~g.mask).any()
+    assert binned.composites["n_pixels"].sum() == binned.n_pixels
+    with pytest.raises(InputError, match="bin_snr"):
+        cluster_galaxy(g.sci, g.err, g.mask, g.wavelength, bin_snr=2.0)
+
+
+def test_unmixing_gives_fractions_seds_and_the_dominant_labels():
+    g = make_mixture_galaxy(3, snr=60, layout="overlapping", seed=12)
+    res = cluster_galaxy(g.sci, g.err, g.mask, g.wavelength, bands=g.bands, sky=g.sky,
+                         unmix=True)
+    assert res.criterion == "unmix-null" and res.n_clusters == res.fractions.shape[0]
+    cov = np.isfinite(res.fractions[0])
+    assert (cov == g.mask).all()
+    np.testing.assert_allclose(np.nansum(res.fractions, axis=0)[g.mask], 1.0, atol=1e-5)
+    sel = res.labels >= 0
+    np.testing.assert_array_equal(res.labels[sel], np.nanargmax(res.fractions[:, sel], axis=0))
+    comps = res.components
+    assert comps["sed"].shape == (res.n_clusters, 6)
+    np.testing.assert_allclose(comps["sed"].sum("band"), 1.0)
+    assert (comps["sed_err"] > 0).all() and (comps["sed_err"] < 0.05).all()  # S/N 60
+    # a fixed k unmixes with that k but keeps the clustering's labels
+    fixed = cluster_galaxy(g.sci, g.err, g.mask, g.wavelength, unmix=True, n_clusters=2)
+    assert fixed.fractions.shape[0] == 2 and fixed.criterion != "unmix-null"
+    with pytest.raises(InputError, match="unmix"):
+        cluster_galaxy(g.sci, g.err, g.mask, g.wavelength, unmix="nmf")
+
+
+def test_survey_writes_fraction_maps_and_component_seds(small_cube):
+    cube, cat, _ = small_cube
+    gal, comp, stamps, fractions, components = pixel_tables(
+        cube, cat, unmix=True).compute(scheduler="sync")
+    assert set(fractions["id"]) == set(gal.loc[gal["n_clusters"] > 0, "id"])
+    per = fractions.groupby("id").size()
+    np.testing.assert_array_equal(per.sort_index().to_numpy(),
+                                  gal.set_index("id").loc[per.index, "n_clusters"].to_numpy())
+    for gid, rows in fractions.groupby("id"):
+        maps = np.stack([decode_fractions(r.fractions, r.ny, r.nx) for r in rows.itertuples()])
+        srow = stamps.set_index("id").loc[gid]
+        labels = decode_labels(srow["labels"], srow["ny"], srow["nx"])
+        inside = np.isfinite(maps[0])
+        np.testing.assert_allclose(maps.sum(axis=0)[inside], 1.0, atol=5e-3)  # float16
+        lab = labels >= 0
+        np.testing.assert_array_equal(labels[lab], np.argmax(maps[:, lab], axis=0))
+    assert len(components) == len(fractions) * cube.sizes["band"]
+    sums = components.groupby(["id", "component"])["sed"].sum()
+    np.testing.assert_allclose(sums, 1.0, rtol=1e-6)
+    assert gal["criterion"].str.startswith("unmix").all()

@@ -1,0 +1,143 @@
+"""Spectral unmixing (galclust.pixels.unmix): the fit, the choice of k, fractions and SED errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from galclust.errors import InputError
+from galclust.pixels.unmix import hysime, unmix, weighted_nmf
+
+
+def _mixture(n_pix=600, seeds=np.array([[0.1, 0.2, 0.3, 0.4], [0.4, 0.3, 0.2, 0.1]]),
+             noise=0.01, pure=0.3, seed=0):
+    """Pixels mixing fixed SEDs with Dirichlet-like fractions; a share of them pure."""
+    rng = np.random.default_rng(seed)
+    k, nb = seeds.shape
+    frac = rng.dirichlet(np.ones(k), n_pix)
+    n_pure = int(pure * n_pix)
+    frac[:n_pure] = np.eye(k)[rng.integers(k, size=n_pure)]
+    total = rng.uniform(1.0, 3.0, n_pix)
+    clean = (frac * total[:, None]) @ seeds
+    err = np.full_like(clean, noise)
+    return clean + rng.normal(0, noise, clean.shape), err, frac, seeds
+
+
+def _angle(s):
+    return np.degrees(np.arccos(np.clip(
+        s[0] @ s[1] / np.linalg.norm(s[0]) / np.linalg.norm(s[1]), -1, 1)))
+
+
+@pytest.mark.parametrize("fit", ["weighted_nmf", "unmix"])
+def test_recovers_seds_and_fractions_of_a_noisy_mixture(fit):
+    flux, err, frac, seeds = _mixture()
+    if fit == "weighted_nmf":
+        a, s, chi2 = weighted_nmf(flux, err, 2)
+    else:
+        res = unmix(flux, err, n_components=2)
+        a, s = res.abundances, res.seds
+        chi2 = res.chi2 * (flux.size - flux.shape[0] * 2 - 2 * 3)
+    order = np.argsort(s[:, 0])  # match components by their blue flux
+    np.testing.assert_allclose(s[order], seeds, atol=0.01)
+    got = (a / a.sum(axis=1, keepdims=True))[:, order]
+    assert np.sqrt(np.mean((got - frac) ** 2)) < 0.03
+    # χ² per degree of freedom near 1 with the right errors
+    dof = flux.size - flux.shape[0] * 2 - 2 * 3
+    assert 0.8 < chi2 / dof < 1.2
+
+
+def test_the_volume_term_tightens_the_cone_only_as_far_as_the_noise_allows():
+    """No pure pixel: any wider cone fits as well; unmix pulls the SEDs in to the data's
+    edges, while a fixed large weight would pull them past (χ² far above the noise)."""
+    # (the tolerance is documented in galclust.pixels.unmix.VOLUME_TOLERANCE)
+    rng = np.random.default_rng(1)
+    seeds = np.array([[0.1, 0.2, 0.3, 0.4], [0.4, 0.3, 0.2, 0.1]])
+    f = rng.uniform(0.15, 0.85, 800)
+    frac = np.c_[f, 1 - f]
+    clean = (frac * rng.uniform(1, 3, 800)[:, None]) @ seeds
+    err = np.full_like(clean, 0.01)
+    flux = clean + rng.normal(0, 0.01, clean.shape)
+    a0, wide, chi_wide = weighted_nmf(flux, err, 2)
+    res = unmix(flux, err, n_components=2)
+    _, forced, chi_forced = weighted_nmf(flux, err, 2, volume=1.0)
+    edges = np.array([0.15, 0.85]) @ seeds, np.array([0.85, 0.15]) @ seeds
+    assert _angle(res.seds) <= _angle(wide) + 0.1
+    assert _angle(res.seds) == pytest.approx(_angle(np.array(edges)), abs=2.0)
+    dof = flux.size - 800 * 2 - 6
+    # within the tolerance: sqrt(2 dof) or 10 % of the plain fit's χ²
+    assert res.chi2 * dof - chi_wide <= max(np.sqrt(2 * dof), 0.1 * chi_wide) + 1e-6
+    assert chi_forced - chi_wide > 10 * np.sqrt(2 * dof)
+
+
+@pytest.mark.parametrize("k_true", [1, 2, 3])
+def test_unmix_chooses_the_number_of_components(k_true):
+    seeds = np.array([[0.1, 0.2, 0.3, 0.4, 0.5], [0.5, 0.4, 0.3, 0.2, 0.1],
+                      [0.1, 0.5, 0.1, 0.5, 0.1]])[:k_true]
+    seeds = seeds / seeds.sum(axis=1, keepdims=True)
+    flux, err, _, _ = _mixture(seeds=seeds, noise=0.02, seed=k_true)
+    for rule in ("null", "aic"):
+        res = unmix(flux, err, penalty=rule)
+        assert res.n_components == k_true, (rule, res.k_scores)
+        assert res.criterion == rule
+    assert hysime(flux, err) == k_true
+
+
+def test_unmix_does_not_split_a_single_population_with_rescaled_errors():
+    flux, err, _, _ = _mixture(seeds=np.array([[0.1, 0.2, 0.3, 0.4]]), noise=0.02, seed=4)
+    assert unmix(flux, err).n_components == 1
+    # errors 30 % too small make noise look like structure: the rule must be told the truth
+    assert unmix(flux, err * 0.7, penalty="aic").n_components > 1
+
+
+def test_unmix_results_are_consistent():
+    flux, err, _, _ = _mixture(seed=5)
+    res = unmix(flux, err, n_components=2)
+    assert res.criterion == "fixed" and res.n_components == 2
+    np.testing.assert_allclose(res.seds.sum(axis=1), 1.0)
+    np.testing.assert_allclose(np.nansum(res.fractions, axis=1), 1.0, atol=1e-9)
+    assert (res.abundances >= 0).all() and (res.seds >= 0).all()
+    np.testing.assert_array_equal(res.labels, res.abundances.argmax(axis=1))
+    # SED errors shrink as sqrt(n): 4x the pixels, half the error
+    more = unmix(*_mixture(n_pix=2400, seed=5)[:2], n_components=2)
+    ratio = np.median(more.sed_err / res.sed_err)
+    assert 0.4 < ratio < 0.6
+
+
+def test_same_seed_same_result():
+    flux, err, _, _ = _mixture(seed=6)
+    a, b = unmix(flux, err, random_state=2), unmix(flux, err, random_state=2)
+    np.testing.assert_array_equal(a.labels, b.labels)
+    np.testing.assert_allclose(a.fractions, b.fractions)
+
+
+def test_missing_band_is_left_out_of_the_fit():
+    flux, err, frac, seeds = _mixture(seed=7)
+    flux[:50, 2] = 0.0
+    err[:50, 2] = np.inf  # no coverage there
+    res = unmix(flux, err, n_components=2)
+    order = np.argsort(res.seds[:, 0])
+    np.testing.assert_allclose(res.seds[order], seeds, atol=0.015)
+
+
+def test_bad_input_is_refused_with_the_reason():
+    flux, err, _, _ = _mixture(n_pix=50)
+    with pytest.raises(InputError, match="one shape"):
+        unmix(flux, err[:, :2])
+    bad = flux.copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(InputError, match="non-finite"):
+        unmix(bad, err)
+    with pytest.raises(InputError, match="positive"):
+        unmix(flux, np.zeros_like(err))
+    with pytest.raises(InputError, match="k_range"):
+        unmix(flux, err, k_range=(3, 2))
+    with pytest.raises(InputError, match="penalty"):
+        unmix(flux, err, penalty="cv")
+    with pytest.raises(InputError, match="n_components"):
+        weighted_nmf(flux, err, 0)
+
+
+def test_too_few_pixels_is_one_component():
+    flux, err, _, _ = _mixture(n_pix=6)
+    res = unmix(flux, err)
+    assert res.n_components == 1 and res.criterion == "degenerate"
