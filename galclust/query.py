@@ -29,12 +29,14 @@ from galclust.pixels.survey import COMPOSITES_SCHEMA, decode_labels, empty_frame
 from galclust.products import (
     COMPOSITES,
     EMISSION_PRODUCTS,
+    FRACTIONS,
     GALAXIES,
     MORPHOLOGY,
     MORPHOLOGY_COLUMNS,
     SPURIOUS,
     STAMPS,
     STRUCTURES_PRODUCTS,
+    UNMIXED,
 )
 from galclust.sky import separation_arcsec
 from galclust.store.cube import open_catalog, open_cube
@@ -101,6 +103,12 @@ class GalaxyRecord:
         Its (y, x) label stamp (−1 = not clustered), coordinates in cube pixels.
     cutout : xarray.DataArray
         ``sci`` (band, y, x): a :data:`CUTOUT_SIZE` box widened to hold the label stamp.
+    fractions : xarray.DataArray or None
+        With an unmixing run (``pixels --unmix``): the (component, y, x) fraction
+        maps on the label stamp's grid (NaN off the footprint), coordinate
+        ``flux`` (component): each component's band-summed flux.
+    components : pandas.DataFrame or None
+        The component SEDs: ``component, band, wavelength, sed, sed_err``.
     """
 
     id: int
@@ -111,6 +119,8 @@ class GalaxyRecord:
     labels: xr.DataArray | None
     cutout: xr.DataArray
     spurious: pd.Series | None
+    fractions: xr.DataArray | None = None
+    components: pd.DataFrame | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (see :func:`to_json`); the label stamp as nested lists."""
@@ -124,7 +134,25 @@ class GalaxyRecord:
                                                 "values": lab.values.tolist()},
             "cutout": {"y0": int(c["y"][0]), "x0": int(c["x"][0]), "ny": c.sizes["y"],
                        "nx": c.sizes["x"], "bands": [str(b) for b in c["band"].values]},
+            "components": None if self.components is None else
+            self.components.to_dict("records"),
+            "fractions": None if self.fractions is None else {
+                "y0": int(self.fractions["y"][0]), "x0": int(self.fractions["x"][0]),
+                "values": np.where(np.isfinite(self.fractions.values), self.fractions.values,
+                                   None).tolist()},
         })
+
+    def fraction_figure(self) -> Any:
+        """Fraction map of every unmixed component and their SEDs; titled by galaxy and run.
+
+        Raises
+        ------
+        InputError
+            If the run did not unmix (``galclust pixels --unmix on``).
+        """
+        from galclust.query_fractions import fraction_figure
+
+        return fraction_figure(self)
 
     def figure(self) -> Any:
         """Colour image, cluster contours, normalised SEDs; titled by galaxy, method, run."""
@@ -234,11 +262,19 @@ class Query:
                 decode_labels(s["labels"], s["ny"], s["nx"]), dims=("y", "x"), name="labels",
                 coords={"y": np.arange(s["y0"], s["y0"] + s["ny"]),
                         "x": np.arange(s["x0"], s["x0"] + s["nx"])}, attrs={"id": id})
+        fractions, components = self._fractions(id)
         return GalaxyRecord(
             id=id, run_id=self.run_id, catalog=row,
             pixels=pix, spurious=spur, labels=labels, cutout=self._cutout(row, labels),
             composites=empty_frame(COMPOSITES_SCHEMA) if comp is None else
-            comp.sort_values(["cluster", "wavelength"], ignore_index=True))
+            comp.sort_values(["cluster", "wavelength"], ignore_index=True),
+            fractions=fractions, components=components)
+
+    def _fractions(self, id: int) -> tuple[xr.DataArray | None, pd.DataFrame | None]:
+        """The galaxy's fraction maps and component SEDs (None when the run did not unmix)."""
+        from galclust.query_fractions import read_fractions
+
+        return read_fractions(self._table(FRACTIONS, [id]), self._table(UNMIXED, [id]), id)
 
     def _cutout(self, row: pd.Series, labels: xr.DataArray | None) -> xr.DataArray:
         box = {}

@@ -155,13 +155,23 @@ def cmd_query(args: argparse.Namespace) -> int:
             stem = picture_stem(f"galaxy-{rec.id}", run_id=q.run_id,
                                 options=pixel_options(rec.pixels))
             path = save_figure(rec.figure(), args.output or f"{stem}.png")
-            return _emit(f"galaxy {rec.id} (run {q.run_id}) drawn to {path}", None)
+            drawn = f"galaxy {rec.id} (run {q.run_id}) drawn to {path}"
+            if rec.fractions is not None:  # an unmixing run: the fraction maps beside it
+                more = save_figure(rec.fraction_figure(),
+                                   str(path).removesuffix(".png") + "-fractions.png")
+                drawn += f"; fraction maps to {more}"
+            return _emit(drawn, None)
         if args.format == "json":
             return _emit(to_json(rec), args.output)
         comp = rec.composites[["cluster", "band", "wavelength", "flux", "err", "n_pixels"]]
+        unmixed = ("" if rec.components is None else "\n\nunmixed components (SED sums to 1; "
+                   "fraction maps: --format json or png)\n"
+                   + rec.components.pivot(index="component", columns="band", values="sed")
+                   .round(4).to_string())
         return _emit(f"galaxy {rec.id}  (run {q.run_id} of {q.results.url})\n"
                      + _columns(q.sources([rec.id]), args.columns).T.to_string(header=False)
-                     + "\n\ncomposite SEDs\n" + comp.to_string(index=False), args.output)
+                     + "\n\ncomposite SEDs\n" + comp.to_string(index=False) + unmixed,
+                     args.output)
     if cone is not None:
         df = q.cone(*cone)
     else:
