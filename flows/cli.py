@@ -55,7 +55,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from flows.demo import run_demo
 
     return run_demo(workdir=args.workdir, size=args.size, seed=args.seed, store=args.store,
-                    workers=args.workers, quiet=args.quiet)
+                    workers=args.workers, quiet=args.quiet, suite_seeds=args.suite_seeds)
 
 
 def add_nightly_parser(sub: Any) -> None:
@@ -96,6 +96,9 @@ def add_demo_parser(sub: Any) -> None:
                    help="cube store URL (default: WORKDIR/field.zarr)")
     p.add_argument("--workers", type=whole(1), default=DEFAULT_WORKERS,
                    help="local Dask worker processes (default: %(default)s)")
+    p.add_argument("--suite-seeds", type=whole(0), default=1,
+                   help="seeds of the mixing-galaxy validation suite printed at the end, 36 "
+                   "galaxies per seed and family, ~1 s each (0: skip it; default: %(default)s)")
     add_common_arguments(p)
     p.set_defaults(func=cmd_demo)
 

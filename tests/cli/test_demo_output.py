@@ -33,7 +33,8 @@ def test_demo_output_is_quiet_and_complete(tmp_path):
     # what a user is told: stores, run, timings, accuracy, pictures
     for expected in ("cube store", "results", "pictures", "timings", "against truth",
                      "detection against truth", "morphology (statmorph definitions",
-                     "density structures (AstroLink", "emission regions:"):
+                     "density structures (AstroLink", "emission regions:",
+                     "pixel clustering on mixing galaxies", "frac_rms"):
         assert expected in text
     found = re.search(r"(\d\.\d\d) of (\d+) true galaxies and stars hold one", text)
     assert found and float(found[1]) >= 0.85, text[-2000:]

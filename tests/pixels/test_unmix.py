@@ -8,9 +8,10 @@ import pytest
 from galclust.errors import InputError
 from galclust.pixels.unmix import hysime, unmix, weighted_nmf
 
+TWO = np.array([[0.1, 0.2, 0.3, 0.4], [0.4, 0.3, 0.2, 0.1]])
 
-def _mixture(n_pix=600, seeds=np.array([[0.1, 0.2, 0.3, 0.4], [0.4, 0.3, 0.2, 0.1]]),
-             noise=0.01, pure=0.3, seed=0):
+
+def _mixture(n_pix=600, seeds=TWO, noise=0.01, pure=0.3, seed=0):
     """Pixels mixing fixed SEDs with Dirichlet-like fractions; a share of them pure."""
     rng = np.random.default_rng(seed)
     k, nb = seeds.shape
