@@ -3,7 +3,8 @@
 The public API (stable; see the README):
 
 - :func:`ingest`, :func:`open_cube` — FITS mosaics to a zarr cube store.
-- :func:`cluster_galaxy` — pixel-SED clustering of one galaxy's arrays.
+- :func:`cluster_galaxy` — pixel-SED clustering of one galaxy's arrays;
+  :func:`unmix` — spectral unmixing of pixel SEDs (fractions, component SEDs).
 - :func:`flag_spurious` — spurious-source flags from multi-band cutouts.
 - :func:`open_results` — a published run of a results store.
 - :class:`SourceClassifier` — any labelled property of sources, learnt from
@@ -37,6 +38,7 @@ _LAZY = {
     "ingest": "galclust.store.ingest",
     "open_cube": "galclust.store.cube",
     "cluster_galaxy": "galclust.pixels.core",
+    "unmix": "galclust.pixels.unmix",
     "flag_spurious": "galclust.catalog.survey",
     "open_results": "galclust.store.results",
     "query": "galclust.query",

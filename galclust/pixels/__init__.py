@@ -6,6 +6,7 @@ not imported here so that the science code never imports dask.
 
 from __future__ import annotations
 
+from galclust.pixels.binning import bin_seds, binned_signal_noise, voronoi_bins
 from galclust.pixels.composites import composite_seds, composites_to_frame
 from galclust.pixels.core import PixelResult, cluster_galaxy
 from galclust.pixels.distance import (
@@ -27,6 +28,8 @@ from galclust.pixels.selection import (
     select_galaxy,
     select_pixels,
 )
+from galclust.pixels.skynoise import correlation_alpha, rescale_errors, sky_error_scale
+from galclust.pixels.unmix import Unmixing, hysime, unmix, weighted_nmf
 
 __all__ = [
     "FLAG_DESCRIPTIONS",
@@ -38,6 +41,16 @@ __all__ = [
     "PixelFlag",
     "PixelResult",
     "Selection",
+    "Unmixing",
+    "bin_seds",
+    "binned_signal_noise",
+    "correlation_alpha",
+    "hysime",
+    "rescale_errors",
+    "sky_error_scale",
+    "unmix",
+    "voronoi_bins",
+    "weighted_nmf",
     "chi2_distance",
     "cluster_galaxy",
     "composite_seds",

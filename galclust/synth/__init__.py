@@ -15,6 +15,9 @@
 - :func:`make_blend_scenes` — multi-band scenes of blended galaxies with
   truth (``family="heldout"`` for validation); :func:`score_detection`
   matches a segmentation map to their true sources one-to-one.
+- :func:`make_mixture_galaxy` — a galaxy of 1-5 components whose light mixes
+  (layouts separated, overlapping, nested; ``family="heldout"`` for
+  validation) with the true fraction maps: the pixel-clustering suite.
 - :func:`make_clumpy_galaxy` — a clumpy multi-band galaxy (clumps of distinct
   SEDs on a diffuse host) with its true clump cores; :func:`score_clumps`
   matches a structure map to them (``family="heldout"`` for validation).
@@ -61,6 +64,12 @@ from galclust.synth.galaxy import (
     half_light_mask,
     make_galaxy,
 )
+from galclust.synth.mixtures import (
+    MIXTURE_FAMILIES,
+    MIXTURE_LAYOUTS,
+    MixtureGalaxy,
+    make_mixture_galaxy,
+)
 from galclust.synth.seds import FAMILIES, NIRCAM_BANDS, sed_fluxes
 from galclust.synth.survey import SyntheticSurvey, make_survey
 
@@ -74,6 +83,9 @@ __all__ = [
     "FAMILIES",
     "FIELD_FAMILIES",
     "LAYOUTS",
+    "MIXTURE_FAMILIES",
+    "MIXTURE_LAYOUTS",
+    "MixtureGalaxy",
     "NIRCAM_BANDS",
     "REASONS",
     "SDSS_BANDS",
@@ -93,6 +105,7 @@ __all__ = [
     "make_emission_galaxy",
     "make_blend_scenes",
     "make_galaxy",
+    "make_mixture_galaxy",
     "make_survey",
     "score_clumps",
     "score_detection",
