@@ -70,6 +70,15 @@ def describe_cube(cube: Any, store: str) -> str:
         f"on disk      {_human_bytes(_store_bytes(store))} (compressed)",
         f"segments     {cube.attrs.get('segmentation', {}).get('n_segments', '?')}",
     ]
+    noise = cube.attrs.get("noise") or {}
+    if noise:  # bands without an error or weight map: say where their errors came from
+        lines.append(f"errors       estimated from the image's sky for {', '.join(noise)} "
+                     "(no error or weight map; cube.attrs['noise'])")
+    psf = (cube.attrs.get("psf") or {}).get("status", "none")
+    lines.append("psf          " + {
+        "matched": f"matched at ingest to {cube.attrs['psf'].get('target_band')}",
+        "declared": "declared PSF-matched by the manifest"}.get(
+        psf, "not matched (give psf per band or psf_matched = true in the manifest)"))
     return "\n".join(lines)
 
 
