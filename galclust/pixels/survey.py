@@ -36,8 +36,14 @@ from galclust.errors import InputError
 from galclust.pixels.composites import composites_to_frame
 from galclust.pixels.core import check_estimator_options, cluster_galaxy
 from galclust.pixels.flags import PixelFlag, flag_names
-from galclust.pixels.mixing import rescale_from_sky
 from galclust.pixels.options import check_cone, check_options, check_selection_numbers
+from galclust.pixels.rows import (
+    SKY_MARGIN,
+    component_rows,
+    decode_fractions,
+    fraction_rows,
+    rescaled_stamp,
+)
 from galclust.pixels.selection import footprint_from_segmentation, segment_bboxes
 from galclust.pixels.skynoise import sky_from_segmentation
 from galclust.products import (
@@ -69,8 +75,6 @@ __all__ = [
 
 #: Key prefix of the per-tile clustering tasks (their progress is counted in galaxies).
 TILE_TASK = "cluster_tile"
-#: Pixels of sky around a galaxy's stamp from which its errors are rescaled.
-SKY_MARGIN = 16
 def _frame(rows: list[dict[str, Any]], schema: Mapping[str, Any]) -> pd.DataFrame:
     if not rows:
         return empty_frame(schema)
@@ -235,7 +239,7 @@ def cluster_tile(sci: np.ndarray, err: np.ndarray, seg: np.ndarray, members: pd.
             foot = footprint_from_segmentation(
                 seg[y0:y1, x0:x1], int(gal["id"]), redshifts=redshifts,
                 z_tolerance=params["z_tolerance"])
-            e, scale, sky_ok, corr = _rescaled(sci, err, sky_all, (y0, y1, x0, x1), bands)
+            e, scale, sky_ok, corr = rescaled_stamp(sci, err, sky_all, (y0, y1, x0, x1), bands)
             res = cluster_galaxy(sci[:, y0:y1, x0:x1], e, foot, wavelength, bands=bands,
                                  noise_correlation=corr, **kw, **options)
         except Exception as exc:  # one pathological galaxy must not fail the tile
@@ -254,50 +258,14 @@ def cluster_tile(sci: np.ndarray, err: np.ndarray, seg: np.ndarray, members: pd.
         box = {"id": int(gal["id"]), "y0": y0 + oy, "x0": x0 + ox, "ny": y1 - y0, "nx": x1 - x0}
         s_rows.append({**box, "labels": res.labels.astype("<i2").tobytes()})
         if res.fractions is not None:
-            f_rows.extend(_fraction_rows(box, res))
-            u_parts.append(_component_rows(int(gal["id"]), res.components))
+            f_rows.extend(fraction_rows(box, res))
+            u_parts.append(component_rows(int(gal["id"]), res.components))
     comps = (pd.concat(c_parts, ignore_index=True)[list(COMPOSITES_SCHEMA)].astype(
         COMPOSITES_SCHEMA) if c_parts else empty_frame(COMPOSITES_SCHEMA))
     unmixed = (pd.concat(u_parts, ignore_index=True).astype(COMPONENTS_SCHEMA)
                if u_parts else empty_frame(COMPONENTS_SCHEMA))
     return (_frame(g_rows, GALAXIES_SCHEMA), comps, _frame(s_rows, STAMPS_SCHEMA),
             _frame(f_rows, FRACTIONS_SCHEMA), unmixed)
-
-
-def _rescaled(sci: np.ndarray, err: np.ndarray, sky: np.ndarray | None,
-              box: tuple[int, int, int, int], bands: Sequence[str] | None
-              ) -> tuple[np.ndarray, dict[str, float], bool, float]:
-    """The stamp's errors rescaled from the sky within ``SKY_MARGIN`` of it, and the
-    noise correlation area measured there."""
-    y0, y1, x0, x1 = box
-    stamp = err[:, y0:y1, x0:x1]
-    if sky is None:
-        return stamp, {}, True, 1.0
-    wy0, wx0 = max(y0 - SKY_MARGIN, 0), max(x0 - SKY_MARGIN, 0)
-    wy1, wx1 = min(y1 + SKY_MARGIN, err.shape[1]), min(x1 + SKY_MARGIN, err.shape[2])
-    names = list(bands) if bands is not None else [str(b) for b in range(err.shape[0])]
-    _, scale, ok, corr = rescale_from_sky(sci[:, wy0:wy1, wx0:wx1],
-                                          err[:, wy0:wy1, wx0:wx1], sky[wy0:wy1, wx0:wx1], names)
-    factors = np.array([scale[b] for b in names], dtype=stamp.dtype)
-    return stamp * factors[:, None, None], scale, ok, corr
-
-
-def _fraction_rows(box: Mapping[str, int], res: Any) -> list[dict[str, Any]]:
-    flux = res.components["flux"].to_numpy()
-    return [{**box, "component": c, "flux": float(flux[c]),
-             "fractions": res.fractions[c].astype("<f2").tobytes()}
-            for c in range(res.fractions.shape[0])]
-
-
-def _component_rows(gid: int, comps: xr.Dataset) -> pd.DataFrame:
-    df = comps[["sed", "sed_err"]].to_dataframe().reset_index()
-    df.insert(0, "id", gid)
-    return df[list(COMPONENTS_SCHEMA)]
-
-
-def decode_fractions(fractions: bytes, ny: int, nx: int) -> np.ndarray:
-    """The (ny, nx) float32 fraction map stored in a ``fractions`` row."""
-    return np.frombuffer(fractions, dtype="<f2").reshape(int(ny), int(nx)).astype(np.float32)
 
 
 # --------------------------------------------------------------------------- graph

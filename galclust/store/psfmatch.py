@@ -160,7 +160,7 @@ def plan_psf(manifest: Manifest, *, pixel_scale: float | None = None) -> PsfPlan
 
 
 def band_psf_key(band: str, plan: PsfPlan, prov_checksum: Any) -> str:
-    """The suffix of a band's part key under PSF matching (see ``ingest._parts``).
+    """The suffix of a band's part key under PSF matching (see ``ingest_parts._parts``).
 
     The target band's pixels are the unconvolved ones (no suffix: they are the
     same whether the PSFs are matched, declared or unknown); another band's
