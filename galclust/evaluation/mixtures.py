@@ -150,20 +150,27 @@ def run_mixture_suite(*, family: str = "default", n_components: Sequence[int] = 
     -------
     pandas.DataFrame
         One row per galaxy and rule: ``family, layout, n_components, snr,
-        seed, rule, k, k_right, ari, coverage, frac_rms, frac_rms_snr10``.
+        seed, rule, k, k_right, ari, coverage, frac_rms, frac_rms_snr10``;
+        ``attrs["skipped"]`` says which galaxies could not be drawn (a layout of
+        many components that the stamp cannot hold for that seed).
     """
     from galclust.synth.mixtures import make_mixture_galaxy
 
     bad = [r for r in rules if r not in RULES]
     if bad:
         raise InputError(f"unknown rule(s) {bad}; valid: {', '.join(RULES)}.")
-    rows = []
+    rows: list[dict[str, Any]] = []
+    skipped: list[str] = []
     for seed in seeds:
         for n in n_components:
             for snr in snrs:
                 for layout in layouts:
-                    g = make_mixture_galaxy(int(n), snr=float(snr), layout=layout,
-                                            family=family, psf=psf, seed=int(seed))
+                    try:
+                        g = make_mixture_galaxy(int(n), snr=float(snr), layout=layout,
+                                                family=family, psf=psf, seed=int(seed))
+                    except InputError as exc:  # a layout the stamp cannot hold: say so
+                        skipped.append(str(exc))
+                        continue
                     light = np.clip(g.sci.sum(axis=0), 0.0, None)
                     snr_map = g.sci.sum(axis=0) / np.sqrt((g.err**2).sum(axis=0))
                     for rule in rules:
@@ -178,7 +185,9 @@ def run_mixture_suite(*, family: str = "default", n_components: Sequence[int] = 
                                                            g.mask & (snr_map >= 10))})
                     if progress is not None:
                         progress()
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    out.attrs["skipped"] = skipped
+    return out
 
 
 def mixture_table(runs: pd.DataFrame, by: Sequence[str] = ("n_components", "snr", "layout")

@@ -41,7 +41,7 @@ Families
 
 A component is *countable* when it gives more than half the light of at least
 8 footprint pixels; a galaxy whose drawn components are not all countable is
-drawn again (up to 50 times). Component SEDs differ pairwise by at least
+drawn again (up to 200 times). Component SEDs differ pairwise by at least
 0.15 mag RMS in colour (after their mean is removed).
 
 Truth
@@ -79,6 +79,7 @@ _MIN_COLOUR_RMS = 0.15     # mag: the least colour difference of two components'
 _MIN_DOMINANT_PIXELS = 8   # a countable component dominates this many footprint pixels
 _PSF_FWHM = 2.0            # px, the matched PSF
 _NATIVE_FWHM = (1.2, 4.0)  # px, bluest and reddest band of psf="native"
+_ATTEMPTS = 200            # draws before giving up on a layout
 
 
 class MixtureGalaxy(NamedTuple):
@@ -280,7 +281,7 @@ def make_mixture_galaxy(n_components: int, *, snr: float = 30.0, layout: str = "
     rng = np.random.default_rng([seed, n, int(round(snr)), MIXTURE_LAYOUTS.index(layout),
                                  MIXTURE_FAMILIES.index(family)])
     shape, c = (size, size), (size - 1) / 2.0
-    for _ in range(50):
+    for _ in range(_ATTEMPTS):
         big = layout == "nested"
         r_eff = rng.uniform(1.5, 4.0, n) if layout == "separated" else rng.uniform(2.0, 5.0, n)
         if big:
