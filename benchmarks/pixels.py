@@ -14,6 +14,19 @@ against a baseline measured in the same run:
     ``galclust.ingest`` zarr cube) on a 2-worker ``LocalCluster`` against
     1 worker (processes, one thread each): parallel efficiency.
 (c) peak resident memory of each worker process during (b).
+(d) galaxies per second of ``pixel_tables`` options on the same cube and the
+    same 2-worker cluster, against the clustering as it was before error
+    rescaling and unmixing (``rescale_errors=False, unmix=False``): the
+    default now (``rescale_errors=True``), ``unmix=True`` and ``bin_snr=5``
+    (both with ``rescale_errors=True``), with the ratio of each to the
+    baseline, worker CPU and each worker's peak RSS during that run (the
+    peak is reset before each run). The baseline is timed first and again
+    last; ratios are to the mean of the two, and their difference shows how
+    much the machine's load drifted. Before timing, every worker loads the
+    unmixing's numba kernel and a few galaxies (one per tile) are clustered
+    with ``unmix=True, bin_snr=5``: that warm-up is reported separately.
+
+``--part survey`` runs (b)-(d) only; with ``--quick`` on a small survey.
 """
 
 from __future__ import annotations
@@ -154,6 +167,100 @@ def warm_worker() -> dict[str, float]:
     return worker_stats()
 
 
+CONFIGS: tuple[tuple[str, dict], ...] = (
+    ("baseline (before)", {"rescale_errors": False, "unmix": False}),
+    ("default now", {"rescale_errors": True}),
+    ("unmix=True", {"rescale_errors": True, "unmix": True}),
+    ("bin_snr=5", {"rescale_errors": True, "bin_snr": 5.0}),
+)
+
+
+def reset_peak() -> bool:
+    """Reset this process's ``VmHWM`` (Linux ``clear_refs`` 5) so the next peak is per run."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def warm_unmix() -> dict[str, float]:
+    """Load (or compile) the unmixing's numba kernel in this worker; seconds it took."""
+    t0 = time.perf_counter()
+    from galclust.pixels.unmix import weighted_nmf
+
+    rng = np.random.default_rng(0)
+    flux = rng.uniform(1.0, 5.0, size=(40, 8))
+    weighted_nmf(flux, np.full_like(flux, 0.5), 2, max_iter=20)
+    return {"seconds": time.perf_counter() - t0, **worker_stats()}
+
+
+def bench_configs(client, cube, cat, boxes) -> dict:
+    """(d): time each of :data:`CONFIGS` on the warm cluster; baseline first and last."""
+    from galclust.pixels.survey import pixel_tables
+
+    kernel = client.run(warm_unmix)
+    # a few galaxies in different tiles (so both workers get one) through every new path
+    found = cat.merge(boxes[["id"]], on="id")
+    _, ys, xs = (np.r_[0, np.cumsum(c)] for c in cube["sci"].data.chunks)
+    tile = (np.searchsorted(ys, found["y"].round(), side="right") * len(xs)
+            + np.searchsorted(xs, found["x"].round(), side="right"))
+    ids = found["id"].groupby(tile).first().head(6).astype(int).tolist()
+    t0 = time.perf_counter()
+    warm = pixel_tables(cube, cat, ids=ids, boxes=boxes, unmix=True, bin_snr=5.0).compute(
+        scheduler=client)
+    t_warm = time.perf_counter() - t0
+    runs = []
+    order = list(CONFIGS) + [("baseline (repeat)", CONFIGS[0][1])]
+    for name, kw in order:
+        client.run(reset_peak)
+        before = client.run(worker_stats)
+        t0 = time.perf_counter()
+        tables = pixel_tables(cube, cat, boxes=boxes, **kw).compute(scheduler=client)
+        seconds = time.perf_counter() - t0
+        after = client.run(worker_stats)
+        runs.append((name, kw, seconds, tables, before, after))
+    return {"kernel": kernel, "warm": (t_warm, len(ids), warm[0]), "runs": runs}
+
+
+def print_configs(res: dict) -> None:
+    kernel, (t_warm, n_warm, warm_gal), runs = res["kernel"], res["warm"], res["runs"]
+    loads = " / ".join(f"{v['seconds']:.1f}s" for v in kernel.values())
+    print("\n(d) pixel_tables options, same cube, same 2-worker cluster (1 thread each)")
+    print(f"warm-up (not timed below): numba unmixing kernel load per worker "
+          f"{loads}; "
+          f"{n_warm} galaxies with unmix=True, bin_snr=5 in {t_warm:.1f}s "
+          f"({(warm_gal['error'] != '').sum()} failed)")
+    base_rates = [len(r[3][0]) / r[2] for r in runs if r[1] == CONFIGS[0][1]]
+    base = float(np.mean(base_rates))
+    print(f"{'configuration':>18} {'seconds':>8} {'galaxies/s':>11} {'vs baseline':>12} "
+          f"{'s/galaxy x':>11} {'worker CPU s':>13} {'CPU share':>10} {'peak RSS MiB':>13} "
+          f"{'clustered':>10} {'binned':>7} {'flagged':>8} {'failed':>7} {'fractions':>10} "
+          f"{'components':>11}")
+    for name, _, seconds, tables, before, after in runs:
+        gal, _, _, frac, comps = tables
+        rate = len(gal) / seconds
+        cpu = [after[w]["cpu_s"] - before[w]["cpu_s"] for w in after]
+        share = " / ".join(f"{c / seconds:.0%}" for c in cpu)
+        peak = " / ".join(f"{a['peak_mib']:.0f}" for a in after.values())
+        print(f"{name:>18} {seconds:>8.1f} {rate:>11.1f} {rate / base:>11.2f}x "
+              f"{base / rate:>10.2f}x {' / '.join(f'{c:.0f}' for c in cpu):>13} {share:>10} "
+              f"{peak:>13} {(gal['n_clusters'] > 0).sum():>10,} {(gal['n_bins'] > 0).sum():>7,} "
+              f"{(gal['flags'] != 0).sum():>8,} "
+              f"{(gal['error'] != '').sum():>7,} {len(frac):>10,} {len(comps):>11,}")
+    for name, _, _, tables, _, _ in runs:
+        gal = tables[0]
+        errors = gal.loc[gal["error"] != "", "error"]
+        if len(errors):
+            print(f"  {name}: {len(errors)} failed, e.g. {errors.iloc[0][:200]}")
+    print(f"vs baseline = galaxies/s / baseline galaxies/s, baseline = mean of its first and "
+          f"last run ({' and '.join(f'{b:.1f}' for b in base_rates)} galaxies/s: the spread is "
+          "the machine's drift); 's/galaxy x' = the inverse (cost per galaxy). Peak RSS per "
+          "worker during that run alone (VmHWM reset before it). binned: galaxies with "
+          "Voronoi bins of faint pixels clustered; fractions/components: rows of those tables.")
+
+
 def bench_survey(shape: tuple[int, int], n_galaxies: int, tile: int, workdir: str) -> None:
     from distributed import Client, LocalCluster
 
@@ -191,6 +298,8 @@ def bench_survey(shape: tuple[int, int], n_galaxies: int, tile: int, workdir: st
             seconds = time.perf_counter() - t0
             machine, main = _busy_cpu_s() - machine0, time.process_time() - main0
             after = client.run(worker_stats)
+            if n_workers == 2:
+                configs = bench_configs(client, cube, cat, boxes)
         results[n_workers] = (seconds, gal, before, after, main, machine)
     print(f"{'workers':>7} {'seconds':>8} {'galaxies/s':>11} {'speed-up':>9} {'efficiency':>11} "
           f"{'worker CPU s':>13} {'CPU share':>10} {'RSS warm MiB':>13} {'peak RSS MiB':>13} "
@@ -223,6 +332,7 @@ def bench_survey(shape: tuple[int, int], n_galaxies: int, tile: int, workdir: st
           "below 100% the worker waited for a core (other processes) or for data. 'client "
           "CPU s': this process (scheduler, client, graph); 'others CPU s': every other "
           "process on the machine during the run (psutil system-wide busy time).")
+    print_configs(configs)
     print(f"load average at end {' / '.join(f'{v:.1f}' for v in os.getloadavg())}")
 
 
@@ -231,7 +341,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true",
                         help="small sizes: distances at 200/1000 px, a 500-galaxy survey")
     parser.add_argument("--part", choices=("all", "distances", "survey"), default="all",
-                        help="run only (a) or only (b, c)")
+                        help="run only (a) or only (b, c, d)")
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} cores; load average at start "
           f"{' / '.join(f'{v:.1f}' for v in os.getloadavg())} (1/5/15 min): other processes "

@@ -217,7 +217,8 @@ def cluster_galaxy(sci: Any, err: Any, mask: Any, wavelength: Any, *,
     if rule.kind == "fixed" and rule.k > n_foot:
         raise InputError(f"n_clusters={rule.k} is larger than the number of pixels in the "
                          f"footprint ({n_foot}); ask for fewer clusters or use 'auto'.")
-    err, scale, sky_ok, correlation = rescale_from_sky(sci, err, sky, names)
+    err, scale, sky_ok, correlation = rescale_from_sky(sci, err, sky, names,
+                                                       correlation=bool(unmix))
     correlation = correlation if noise_correlation is None else float(noise_correlation)
     sel = select_pixels(sci, err, mask, snr_threshold=snr_threshold,
                         min_band_coverage=min_band_coverage)

@@ -53,7 +53,7 @@ CORRELATION_AREA = 25
 
 
 def rescale_from_sky(sci: np.ndarray, err: np.ndarray, sky: np.ndarray | None,
-                     bands: Sequence[str]
+                     bands: Sequence[str], *, correlation: bool = True
                      ) -> tuple[np.ndarray, dict[str, float], bool, float]:
     """Errors rescaled per band from the empty sky of the stamp.
 
@@ -63,6 +63,9 @@ def rescale_from_sky(sci: np.ndarray, err: np.ndarray, sky: np.ndarray | None,
     sky : ndarray of bool, (y, x), or None
         Empty-sky pixels (outside every segment). None: errors kept.
     bands : sequence of str
+    correlation : bool
+        Also measure the noise correlation (only the unmixing's k test uses
+        it; it costs about as much as the clustering of a small galaxy).
 
     Returns
     -------
@@ -84,12 +87,14 @@ def rescale_from_sky(sci: np.ndarray, err: np.ndarray, sky: np.ndarray | None,
     res = sky_error_scale(sci, err, sky)
     scale = np.asarray(res.scale, dtype=float)
     out = err * scale[:, None, None].astype(err.dtype)
+    scale_of = {b: float(f) for b, f in zip(bands, scale, strict=True)}
+    if not correlation:
+        return out, scale_of, bool(np.all(res.reliable)), 1.0
     corr = correlation_alpha(sci, out, sky)
     alpha = np.asarray(corr.alpha, dtype=float)[np.asarray(corr.reliable, dtype=bool)]
     factor = (1.0 + float(np.median(alpha)) * np.log10(CORRELATION_AREA)) ** 2 \
         if alpha.size else 1.0
-    return out, {b: float(f) for b, f in zip(bands, scale, strict=True)}, bool(
-        np.all(res.reliable)), max(factor, 1.0)
+    return out, scale_of, bool(np.all(res.reliable)), max(factor, 1.0)
 
 
 @dataclass(frozen=True)

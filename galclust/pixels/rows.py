@@ -27,8 +27,9 @@ SKY_MARGIN = 16
 
 
 def rescaled_stamp(sci: np.ndarray, err: np.ndarray, sky: np.ndarray | None,
-              box: tuple[int, int, int, int], bands: Sequence[str] | None
-              ) -> tuple[np.ndarray, dict[str, float], bool, float]:
+                   box: tuple[int, int, int, int], bands: Sequence[str] | None, *,
+                   correlation: bool = True
+                   ) -> tuple[np.ndarray, dict[str, float], bool, float]:
     """The stamp's errors rescaled from the sky within ``SKY_MARGIN`` of it, and the
     noise correlation area measured there."""
     y0, y1, x0, x1 = box
@@ -39,7 +40,8 @@ def rescaled_stamp(sci: np.ndarray, err: np.ndarray, sky: np.ndarray | None,
     wy1, wx1 = min(y1 + SKY_MARGIN, err.shape[1]), min(x1 + SKY_MARGIN, err.shape[2])
     names = list(bands) if bands is not None else [str(b) for b in range(err.shape[0])]
     _, scale, ok, corr = rescale_from_sky(sci[:, wy0:wy1, wx0:wx1],
-                                          err[:, wy0:wy1, wx0:wx1], sky[wy0:wy1, wx0:wx1], names)
+                                          err[:, wy0:wy1, wx0:wx1], sky[wy0:wy1, wx0:wx1], names,
+                                          correlation=correlation)
     factors = np.array([scale[b] for b in names], dtype=stamp.dtype)
     return stamp * factors[:, None, None], scale, ok, corr
 

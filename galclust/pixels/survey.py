@@ -239,7 +239,8 @@ def cluster_tile(sci: np.ndarray, err: np.ndarray, seg: np.ndarray, members: pd.
             foot = footprint_from_segmentation(
                 seg[y0:y1, x0:x1], int(gal["id"]), redshifts=redshifts,
                 z_tolerance=params["z_tolerance"])
-            e, scale, sky_ok, corr = rescaled_stamp(sci, err, sky_all, (y0, y1, x0, x1), bands)
+            e, scale, sky_ok, corr = rescaled_stamp(sci, err, sky_all, (y0, y1, x0, x1), bands,
+                                                    correlation=bool(kw["unmix"]))
             res = cluster_galaxy(sci[:, y0:y1, x0:x1], e, foot, wavelength, bands=bands,
                                  noise_correlation=corr, **kw, **options)
         except Exception as exc:  # one pathological galaxy must not fail the tile
