@@ -37,7 +37,9 @@ The fit of the chosen k adds a *minimum-volume* term: each SED is pulled
 towards its projection on the span of the others with a weight ``v`` times
 the χ² curvature in it, ``v`` the largest of 1, 0.3, 0.1, … (at most
 ``volume``) whose fit's χ² exceeds the plain fit's by no more than
-``sqrt(2 dof)`` — as tight as the noise allows (the discrepancy principle). A non-negative factorisation is not
+``sqrt(2 dof)`` or 10 % of the plain χ² (``VOLUME_TOLERANCE``), whichever is
+larger — as tight as the
+noise allows (the discrepancy principle). A non-negative factorisation is not
 unique — any cone that contains the pixel SEDs fits them — and plain χ²
 drifts to the widest (SEDs with zeros, fractions near 0.5 and 1); the
 tightest cone is the one whose edges are the data's purest pixels
@@ -327,7 +329,8 @@ VOLUME_LADDER = (1.0, 0.3, 0.1, 0.03, 0.01, 0.003)
 def _tighten(flux: np.ndarray, err: np.ndarray, a: np.ndarray, s: np.ndarray, chi2: float,
              dof: int, volume: float) -> tuple[np.ndarray, np.ndarray]:
     """The tightest cone the noise allows: the largest minimum-volume weight (at most
-    ``volume``) whose fit's χ² exceeds the plain fit's by no more than ``sqrt(2 dof)``."""
+    ``volume``) whose fit's χ² exceeds the plain fit's by no more than ``sqrt(2 dof)``
+    or :data:`VOLUME_TOLERANCE` of it."""
     if volume <= 0 or s.shape[0] < 2:
         return a, s
     for v in (x for x in VOLUME_LADDER if x <= volume):
