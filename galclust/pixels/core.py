@@ -261,7 +261,7 @@ def cluster_galaxy(sci: Any, err: Any, mask: Any, wavelength: Any, *,
         criterion, k_scores = est.criterion_, dict(est.k_scores_)
         flags |= est.flags_
     mixed = None
-    if unmix and used.sum() >= 2 and covered.sum() >= 2 * max(min_pixels, 1):
+    if unmix and n and used.sum() >= 2 and covered.sum() >= 2 * max(min_pixels, 1):
         mixed = unmix_footprint(sci, err, covered, used, names, wl,
                                 n_components=rule.k if rule.kind == "fixed" else "auto",
                                 k_range=options.get("k_range", (1, 6)),

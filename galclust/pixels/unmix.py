@@ -51,12 +51,14 @@ Fisher matrix of ``S`` with ``A`` fixed, per band.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 import numba
 import numpy as np
 from sklearn.cluster import KMeans
+from sklearn.exceptions import ConvergenceWarning
 
 from galclust.errors import InputError
 
@@ -243,7 +245,9 @@ def _kmeans_init(flux: np.ndarray, err: np.ndarray, k: int, seed: int) -> np.nda
     bright = snr >= np.quantile(snr, 0.3) if flux.shape[0] > 5 * k else np.ones(len(snr), bool)
     x = np.maximum(flux[bright], 0.0)
     x = x / np.maximum(x.sum(axis=1, keepdims=True), 1e-300)
-    km = KMeans(n_clusters=k, n_init=4, random_state=seed).fit(x)
+    with warnings.catch_warnings():  # identical SEDs (a flat or empty galaxy): fewer centres
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        km = KMeans(n_clusters=k, n_init=4, random_state=seed).fit(x)
     s = np.maximum(km.cluster_centers_, 1e-6)
     return s / s.sum(axis=1, keepdims=True)
 

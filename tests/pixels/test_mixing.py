@@ -94,3 +94,24 @@ def test_survey_writes_fraction_maps_and_component_seds(small_cube):
     sums = components.groupby(["id", "component"])["sed"].sum()
     np.testing.assert_allclose(sums, 1.0, rtol=1e-6)
     assert gal["criterion"].str.startswith("unmix").all()
+
+
+@pytest.mark.parametrize("case", ["negative", "zeros", "tiny"])
+def test_degenerate_galaxies_are_flagged_rows_without_fractions(case):
+    """No pixel passes the selection (or too few): no unmixing, no warning, a flagged row."""
+    import warnings
+
+    g = make_mixture_galaxy(2, snr=30, seed=3)
+    sci, mask = g.sci, g.mask
+    if case == "negative":
+        sci = -np.abs(g.sci)
+    elif case == "zeros":
+        sci = np.zeros_like(g.sci)
+    else:
+        mask = np.zeros_like(g.mask)
+        mask[30:33, 30:33] = True
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = cluster_galaxy(sci, g.err, mask, g.wavelength, sky=g.sky, unmix=True)
+    assert res.fractions is None and res.components is None
+    assert res.flags & (PixelFlag.NO_PIXELS | PixelFlag.TOO_FEW_PIXELS)
