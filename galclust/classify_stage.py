@@ -111,6 +111,8 @@ def plan_classify(inputs: Any, options: ClassifyOptions) -> tuple[StagePlan, pd.
         raise InputError(f"model='cnn' needs PyTorch: {defaults.CNN_EXTRA}.")
     bands = [str(b) for b in inputs.cube["band"].values]
     model_options = {**options.kwargs(), "name": None, "features": options.feature_columns}
+    if options.model != "features":  # a new network retrains once; a feature model stays
+        model_options["network"] = defaults.NETWORK
     model_key = _key("classify-model", labels_fingerprint(labels), model_options, bands)
     key = _key("classify", model_key, _inputs(inputs.cube, ("sci", "err", "weight",
                                                            "catalog")))

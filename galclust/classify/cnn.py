@@ -5,7 +5,9 @@ default, one robust scale shared by all bands, fitted on the training cutouts,
 then ``asinh((x - centre) / scale)``; a common scale keeps the colours: in the
 log regime of asinh the band differences are flux ratios), resampled to
 ``input_size`` x ``input_size`` (area average, bilinear when upsampling) and
-fed to a ResNet of BasicBlocks. Training augments with the dihedral group D4
+fed to a ResNet of BasicBlocks that knows where the cutout's centre is (a radius
+channel, a centre-weighted pool and aperture photometry; see
+:mod:`galclust.classify.resnet`). Training augments with the dihedral group D4
 and small shifts, stops early on the validation loss and calibrates one
 temperature on the validation set; prediction averages the softmax over the 8
 dihedral transforms. Everything is in memory: a model serialises to bytes.
@@ -42,7 +44,8 @@ from galclust.errors import InputError
 __all__ = ["CNNConfig", "FittedCNN", "fit_cnn"]
 
 _FORMAT = "galclust.classify.cnn"
-_VERSION = 1
+_VERSION = 2
+_READS = (1, 2)   # version 1: the plain ResNet (no ``centred`` in its config)
 _LOG_T_BOUNDS = (math.log(0.1), math.log(10.0))
 
 
@@ -78,6 +81,13 @@ class CNNConfig:
     common_scale : bool
         One asinh scale for all bands (the median of the per-band robust
         scales), which keeps colours; False scales each band by its own noise.
+    centred : bool
+        The network knows the cutout's centre: a radius input channel, a
+        centre-weighted pool beside the global one, and Gaussian-aperture
+        magnitudes and colours fed to a one-hidden-layer head. False is a plain
+        ResNet ending in a global average pool (the network of models saved
+        before version 2), which cannot tell the source from a brighter
+        neighbour.
     """
 
     input_size: int = 64
@@ -92,6 +102,7 @@ class CNNConfig:
     max_shift: int = 2
     threads: int = 2
     common_scale: bool = True
+    centred: bool = True
 
     def __post_init__(self) -> None:
         def bad(name: str, rule: str) -> InputError:
@@ -110,9 +121,10 @@ class CNNConfig:
             raise bad("blocks", "a tuple of 1 to 6 whole numbers >= 1 (blocks per stage), "
                       "e.g. (1, 1, 1)")
         object.__setattr__(self, "blocks", tuple(int(b) for b in self.blocks))
-        if not isinstance(self.common_scale, bool | np.bool_):
-            raise bad("common_scale", "True or False")
-        object.__setattr__(self, "common_scale", bool(self.common_scale))
+        for name in ("common_scale", "centred"):
+            if not isinstance(getattr(self, name), bool | np.bool_):
+                raise bad(name, "True or False")
+            object.__setattr__(self, name, bool(getattr(self, name)))
         if 2 * self.max_shift >= self.input_size:
             raise bad("max_shift", f"less than half of input_size={self.input_size}")
         for name, low, high in (("learning_rate", 0.0, math.inf), ("weight_decay", 0.0, math.inf),
@@ -311,10 +323,13 @@ class FittedCNN:
             d = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
         except Exception as exc:
             raise InputError(f"data is not a serialised FittedCNN ({exc}).") from exc
-        if not isinstance(d, dict) or d.pop("format", None) != _FORMAT \
-                or d.pop("version", None) != _VERSION:
-            raise InputError(f"data is not a serialised FittedCNN (format {_FORMAT!r} version "
-                             f"{_VERSION}): write it with FittedCNN.to_bytes.")
+        version = d.pop("version", None) if isinstance(d, dict) else None
+        if not isinstance(d, dict) or d.pop("format", None) != _FORMAT or version not in _READS:
+            raise InputError(f"data is not a serialised FittedCNN (format {_FORMAT!r}, version "
+                             f"{' or '.join(map(str, _READS))}; got version {version!r}): write "
+                             "it with FittedCNN.to_bytes.")
+        if version == 1:  # saved before the centred network existed
+            d["config"] = {**d["config"], "centred": False}
         d.update(config=CNNConfig(**d["config"]), centre=d["centre"].numpy(),
                  scale=d["scale"].numpy())
         return cls(**d)

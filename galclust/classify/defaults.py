@@ -22,3 +22,5 @@ EPOCHS = 60
 INPUT_SIZE = 64
 #: The extra that installs the CNN's dependency.
 CNN_EXTRA = 'pip install "galclust[cnn]"  (the CPU build torch==2.13.0)'
+#: The CNN's network; part of a stored model's key, so a run retrains once when it changes.
+NETWORK = "centred-resnet-2"

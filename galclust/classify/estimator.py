@@ -100,6 +100,11 @@ class SourceClassifier(ClassifierMixin, BaseEstimator):
         Channels of the CNN's first stage (doubled at each of its stages).
     patience : int
         CNN epochs without validation improvement before stopping.
+    centred : bool
+        The CNN knows where the cutout's centre is (a radius channel, a
+        centre-weighted pool, aperture magnitudes and colours in its head; see
+        :mod:`galclust.classify.resnet`). False: a plain ResNet with a global
+        average pool, which confuses a faint source with a brighter neighbour.
     threads : int, optional
         Threads used while training and predicting (restored afterwards);
         default ``OMP_NUM_THREADS`` when set, else every core. Set it after
@@ -136,8 +141,8 @@ class SourceClassifier(ClassifierMixin, BaseEstimator):
 
     def __init__(self, model: str = defaults.MODEL, *, random_state: int = 0,
                  epochs: int = defaults.EPOCHS, input_size: int = defaults.INPUT_SIZE,
-                 width: int = 16, patience: int = 10, threads: int | None = None,
-                 tta: bool = False,
+                 width: int = 16, patience: int = 10, centred: bool = True,
+                 threads: int | None = None, tta: bool = False,
                  n_components: int = 8,
                  min_examples: int = defaults.MIN_EXAMPLES,
                  min_cnn_examples: int = defaults.MIN_CNN_EXAMPLES) -> None:
@@ -147,6 +152,7 @@ class SourceClassifier(ClassifierMixin, BaseEstimator):
         self.input_size = input_size
         self.width = width
         self.patience = patience
+        self.centred = centred
         self.threads = threads
         self.tta = tta
         self.n_components = n_components
@@ -218,7 +224,8 @@ class SourceClassifier(ClassifierMixin, BaseEstimator):
             from galclust.classify.cnn import CNNConfig, fit_cnn
 
             config = CNNConfig(input_size=self.input_size, width=self.width, epochs=self.epochs,
-                               patience=self.patience, threads=self._threads())
+                               patience=self.patience, centred=self.centred,
+                               threads=self._threads())
             if extra is not None:
                 warnings.warn(f"features: the CNN ({self.model_reason_}) does not use catalog "
                               "columns; model='features' does.", GalclustWarning, stacklevel=2)

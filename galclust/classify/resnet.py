@@ -3,6 +3,23 @@
 BasicBlocks (He et al. 2016) sized for CPUs, the dihedral group D4 and shifts as
 augmentation, the robust per-band normalisation with one shared asinh scale, the
 resampling to the network's input size, and a chunked forward pass.
+
+A catalog cutout is centred on its source, and a neighbour is often brighter
+than it. A plain ResNet ends in a global average pool, and its receptive field
+(~25 px at 64 px) cannot tell the centre from the neighbour; so the *centred*
+network (the default) knows where the centre is, three ways, all invariant
+under D4:
+
+- a radius channel ``r / (side / 2)`` beside the bands (CoordConv, Liu et al.
+  2018);
+- a centre-weighted pool (Gaussian, sigma a quarter of the last feature map)
+  beside the global one;
+- Gaussian-aperture photometry of the input, in three apertures (sigma 3, 6
+  and 12 % of the side): per band the asinh of the aperture mean of
+  ``sinh(input)`` and the adjacent-band differences (colours), batch-normalised
+  and joined to the pooled features before a one-hidden-layer head. A linear
+  head on pooled convolution features cannot form a ratio of integrated fluxes;
+  membership is a band in colour and magnitude.
 """
 
 from __future__ import annotations
@@ -39,18 +56,84 @@ class _BasicBlock(nn.Module):
         return F.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
 
 
+_APERTURES = (0.03, 0.06, 0.12)   # Gaussian aperture sigmas, fractions of the input side
+_CENTRE_POOL = 0.25               # sigma of the centre-weighted pool, fraction of the map side
+_PHOT_SOFTENING = 0.05            # asinh softening of aperture means (normalised units)
+_HIDDEN = 32                      # hidden units of the centred network's head
+
+
+def _radius2(h: int, w: int, like: torch.Tensor) -> torch.Tensor:
+    """Squared distance from the map centre in units of the side, shape (h, w)."""
+    yy = (torch.arange(h, dtype=like.dtype) - (h - 1) / 2) / h
+    xx = (torch.arange(w, dtype=like.dtype) - (w - 1) / 2) / w
+    return yy[:, None] ** 2 + xx[None, :] ** 2
+
+
+def _gaussian(h: int, w: int, sigma: float, like: torch.Tensor) -> torch.Tensor:
+    g = torch.exp(-_radius2(h, w, like) / (2 * sigma * sigma))
+    return g / g.sum()
+
+
+class _AddRadius(nn.Module):
+    """Append the radius from the centre, ``r / (side / 2)``, as one more channel."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, _, h, w = x.shape
+        r = (2 * _radius2(h, w, x).sqrt()).expand(n, 1, h, w)
+        return torch.cat([x, r], 1)
+
+
+class _Photometry(nn.Module):
+    """Per band and aperture, ``asinh(mean_aperture(sinh x) / softening)``, then the
+    adjacent-band differences: (n, bands * A + (bands - 1) * A)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        f = torch.sinh(x)
+        m = torch.stack([torch.asinh((f * _gaussian(h, w, s, x)).sum((-2, -1)) / _PHOT_SOFTENING)
+                         for s in _APERTURES], -1)
+        return torch.cat([m.flatten(1), (m[:, :-1] - m[:, 1:]).flatten(1)], 1)
+
+
+class _CentredNet(nn.Module):
+    """Residual body on (bands + radius), global and centre-weighted pools, aperture
+    photometry, and a one-hidden-layer head (module docstring)."""
+
+    def __init__(self, body: nn.Module, channels: int, n_bands: int, n_classes: int) -> None:
+        super().__init__()
+        self.radius, self.body, self.photometry = _AddRadius(), body, _Photometry()
+        n_phot = (2 * n_bands - 1) * len(_APERTURES)
+        self.phot_norm = nn.BatchNorm1d(n_phot)
+        self.head = nn.Sequential(nn.Dropout(_DROPOUT), nn.Linear(2 * channels + n_phot, _HIDDEN),
+                                  nn.ReLU(inplace=True), nn.Linear(_HIDDEN, n_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.body(self.radius(x))
+        h, w = z.shape[-2:]
+        pooled = torch.cat([z.mean((-2, -1)),
+                            (z * _gaussian(h, w, _CENTRE_POOL, z)).sum((-2, -1))], 1)
+        return self.head(torch.cat([pooled, self.phot_norm(self.photometry(x))], 1))
+
+
 def _build_net(config: Any, n_bands: int, n_classes: int) -> nn.Module:
-    w = config.width
-    layers: list[nn.Module] = [nn.Conv2d(n_bands, w, 3, 1, 1, bias=False), nn.BatchNorm2d(w),
-                               nn.ReLU(inplace=True)]
+    """The network of ``config``: centred (default) or a plain ResNet (models saved before
+    the centred one, or ``centred=False``)."""
+    w, centred = config.width, getattr(config, "centred", False)
+    layers: list[nn.Module] = [nn.Conv2d(n_bands + int(centred), w, 3, 1, 1, bias=False),
+                               nn.BatchNorm2d(w), nn.ReLU(inplace=True)]
     c = w
     for stage, n_blocks in enumerate(config.blocks):
         c_out = w * 2 ** stage
         for i in range(n_blocks):
             layers.append(_BasicBlock(c, c_out, 2 if stage > 0 and i == 0 else 1))
             c = c_out
-    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(_DROPOUT), nn.Linear(c, n_classes)]
-    return nn.Sequential(*layers).to(memory_format=torch.channels_last)
+    if centred:
+        net: nn.Module = _CentredNet(nn.Sequential(*layers), c, n_bands, n_classes)
+    else:
+        layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(_DROPOUT),
+                   nn.Linear(c, n_classes)]
+        net = nn.Sequential(*layers)
+    return net.to(memory_format=torch.channels_last)
 
 
 @contextlib.contextmanager
