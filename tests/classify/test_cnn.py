@@ -115,8 +115,9 @@ def test_tta_is_invariant_under_rotations_and_flips(data, fitted):
         np.testing.assert_allclose(model.predict_logits(moved), model.predict_logits(Xt),
                                    atol=1e-4)
     # without TTA a single network is not invariant: the check above is not vacuous
-    one = model.predict_proba(Xt, tta=False)
-    assert np.abs(model.predict_proba(np.rot90(Xt, 1, axes=(2, 3)), tta=False) - one).max() > 1e-4
+    # (logits: this easy task's probabilities saturate at 0 and 1)
+    one = model.predict_logits(Xt, tta=False)
+    assert np.abs(model.predict_logits(np.rot90(Xt, 1, axes=(2, 3)), tta=False) - one).max() > 1e-3
 
 
 def test_other_sizes_dtypes_and_bad_pixels(data, fitted):
