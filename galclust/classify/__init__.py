@@ -10,8 +10,8 @@ Pure numpy / scikit-learn / torch modules work on arrays:
   the cutouts themselves (aperture colours and magnitudes, concentration,
   Gini, asymmetry, second-moment shape).
 - :mod:`galclust.classify.cnn` — a residual network sized for CPUs (PyTorch,
-  the optional ``[cnn]`` extra), with dihedral augmentation, early stopping
-  and temperature calibration; its layers and tensor plumbing are
+  the optional ``[cnn]`` extra) that knows where the cutout's centre is, with
+  dihedral augmentation, early stopping and temperature calibration; its layers and tensor plumbing are
   :mod:`galclust.classify.resnet`.
 - :mod:`galclust.classify.estimator` — :class:`SourceClassifier`, the
   scikit-learn estimator that chooses between them (``model="auto"``).
