@@ -135,9 +135,12 @@ def asinh_scale(stamps: np.ndarray, noise: np.ndarray, *, softening: float = 3.0
     if softening <= 0:
         raise InputError(f"softening={softening!r} must be > 0.")
     scale = (1.0 / (softening * noise)).astype(np.float32)[None, :, None, None]
-    out = np.arcsinh(np.nan_to_num(stamps.astype(np.float32), nan=0.0, posinf=0.0,
-                                   neginf=0.0) * scale)
-    return out.astype(np.float32, copy=False)
+    out = np.array(stamps, dtype=np.float32)  # one copy, then in place (cutouts are large)
+    bad = ~np.isfinite(out)
+    if bad.any():
+        out[bad] = 0.0
+    out *= scale
+    return np.arcsinh(out, out=out)
 
 
 def bin_stamps(stamps: np.ndarray, factor: int) -> np.ndarray:
