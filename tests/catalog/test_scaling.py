@@ -49,6 +49,17 @@ def test_asinh_scale_linear_then_log():
     assert out[0, 0, 1, 0] == pytest.approx(np.log(2e5), rel=1e-3)
 
 
+def test_asinh_scale_zeroes_infinities_and_leaves_its_input_alone():
+    st = np.array([[1.0, np.inf], [-np.inf, -2.0]], dtype=np.float32).reshape(1, 1, 2, 2)
+    before = st.copy()
+    out = asinh_scale(st, np.array([1.0]), softening=1.0)
+    np.testing.assert_array_equal(out.ravel(), np.arcsinh(np.float32([1.0, 0.0, 0.0, -2.0])))
+    np.testing.assert_array_equal(st, before)  # scaled in a copy, not in place
+    assert out.dtype == np.float32
+    ints = asinh_scale(np.arange(4).reshape(1, 1, 2, 2), np.array([2.0]), softening=1.0)
+    np.testing.assert_allclose(ints.ravel(), np.arcsinh(np.arange(4) / 2.0), rtol=1e-6)
+
+
 def test_bin_and_vectors():
     st = np.arange(1 * 2 * 7 * 7, dtype=np.float32).reshape(1, 2, 7, 7)
     b = bin_stamps(st, 3)  # crop to the central 6x6 (offset 0: (7 - 6) // 2 = 0)
