@@ -56,7 +56,7 @@ import pandas as pd
 from galclust.errors import InputError, check_choice
 from galclust.structures._sampling import background_stats, sample_points
 
-__all__ = ["METHODS", "Structures", "find_structures", "merge_tile_structures",
+__all__ = ["HOSTS", "HOST_SCALE", "METHODS", "Structures", "find_structures", "merge_tile_structures",
            "warm_astrolink"]
 
 #: Methods understood by :func:`find_structures`.
@@ -200,13 +200,41 @@ def _pixel_labels(pixel, point_label, n_pix, min_points):
     return out
 
 
+#: ``host`` choices of :func:`find_structures`.
+HOSTS = ("keep", "subtract")
+#: Sigma of the host's smoothing for ``host="subtract"``, in PSF FWHM (1.5: 3 px at the
+#: synthetic galaxies' 2 px FWHM; chosen a priori, not tuned). Measured on synthetic
+#: clumpy galaxies (colour-distinct clumps found / false structures per scene):
+#: HDBSCAN 84 % / 0.13 -> 100 % / 0.13 (default family, seeds 0-14) and 86 % / 0.13 ->
+#: 95 % / 0.07 (held-out family, 30 fresh seeds 200-229); AstroLink 93 % / 0.47 ->
+#: 95 % / 0.20 (default) and 72 % / 0.93 -> 93 % / 2.4 (held-out, seeds 100-114: the
+#: residual's correlated noise passes S = 5). Off by default until AstroLink's false
+#: structures on it are understood.
+HOST_SCALE = 1.5
+
+
+def _unsharp(sci: np.ndarray, finite: np.ndarray, sigma: float) -> np.ndarray:
+    """Each band minus its Gaussian smoothing (normalised over finite pixels; NaN kept)."""
+    from scipy import ndimage
+
+    w = finite.astype(np.float64)
+    norm = ndimage.gaussian_filter(w, sigma)
+    out = np.empty_like(sci)
+    for b in range(sci.shape[0]):
+        band = np.where(finite, sci[b], 0.0)
+        smooth = ndimage.gaussian_filter(band.astype(np.float64), sigma) / np.maximum(norm, 1e-12)
+        out[b] = np.where(finite, band - smooth, np.nan)
+    return out
+
+
 def find_structures(sci, mask=None, *, err=None, method: str = "astrolink",
                     n_samples: int | None = None, k_den: int = 50, S: float = 5.0,
                     background: str = "subtract", background_level: float | None = None,
                     psf_fwhm: float = 2.0, colour_weight: float = 0.5,
                     sampling: str = "bilinear", min_pixel_points: int = 2,
                     n_components: int | None = None, points_per_pixel: float = 100,
-                    colour_smoothing: float = 1.0,
+                    colour_smoothing: float = 1.0, host: str = "keep",
+                    host_scale: float = HOST_SCALE,
                     bands=None, random_state: int = 0) -> Structures:
     """Find hierarchical density structures in a multi-band image.
 
@@ -248,6 +276,15 @@ def find_structures(sci, mask=None, *, err=None, method: str = "astrolink",
         The automatic sample count per pixel above the cut.
     colour_smoothing : float
         Gaussian smoothing of the colour maps, in PSF sigmas (0: per-pixel colours).
+    host : {"keep", "subtract"}
+        ``"subtract"`` samples the points (luminosity and colours) from the image
+        minus its own Gaussian smoothing of ``host_scale`` PSF FWHM per band (an
+        unsharp mask): a concentrated host's smooth light no longer swallows
+        clumps a few pixels from its centre, and the clumps' colours are their
+        own rather than mixed with the host's. The table's fluxes stay those of
+        the image. See :data:`HOST_SCALE` for what it measured.
+    host_scale : float
+        Sigma of the host's smoothing, in PSF FWHM (> 0).
     bands : sequence of str, optional
         Band names for the flux columns (default ``b0, b1, ...``).
     random_state : int
@@ -266,6 +303,9 @@ def find_structures(sci, mask=None, *, err=None, method: str = "astrolink",
     """
     sci, err, valid = _check(sci, mask, err, method, background, sampling, psf_fwhm,
                              n_samples, k_den)
+    check_choice("host", host, HOSTS)
+    if not (isinstance(host_scale, int | float) and np.isfinite(host_scale) and host_scale > 0):
+        raise InputError(f"host_scale={host_scale!r} must be a number > 0 (PSF FWHM).")
     nb, ny, nx = sci.shape
     bands = [f"b{i}" for i in range(nb)] if bands is None else [str(b) for b in bands]
     if len(bands) != nb:
@@ -277,7 +317,11 @@ def find_structures(sci, mask=None, *, err=None, method: str = "astrolink",
     if err is None:
         err = np.broadcast_to(rms[:, None, None], sci.shape)
     rng = np.random.default_rng(random_state)
-    cloud = sample_points(sci, err, valid, sky, rms, n_samples=n_samples,
+    pts, pts_sky, pts_rms = sci, sky, rms
+    if host == "subtract":
+        pts = _unsharp(sci, finite, host_scale * float(psf_fwhm))
+        pts_sky, pts_rms = background_stats(pts, outside if outside.sum() >= 50 else finite)
+    cloud = sample_points(pts, err, valid, pts_sky, pts_rms, n_samples=n_samples,
                           background=background, background_level=background_level,
                           psf_fwhm=float(psf_fwhm), colour_weight=float(colour_weight),
                           sampling=sampling, rng=rng, n_components=n_components,
@@ -298,7 +342,8 @@ def find_structures(sci, mask=None, *, err=None, method: str = "astrolink",
     options = {"n_samples": int(n), "psf_fwhm": float(psf_fwhm),
                "colour_scale": cloud.colour_scale.tolist(), "colour_weight": float(colour_weight),
                "background": background, "background_level": background_level,
-               "colour_smoothing": float(colour_smoothing),
+               "colour_smoothing": float(colour_smoothing), "host": host,
+               "host_scale": float(host_scale),
                "points_per_pixel": float(points_per_pixel),
                "k_den": int(k_den), "S": float(S), "sampling": sampling,
                "sky": sky.tolist(), "rms": rms.tolist(), "seconds": seconds,

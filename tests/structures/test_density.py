@@ -264,3 +264,34 @@ def test_merge_tile_structures():
     assert np.isclose(merged["flux_err_a"], np.sqrt(2.0))
     with pytest.raises(InputError, match="overlap"):
         merge_tile_structures([(0, 0, a), (0, 1, b)], (4, 4))
+
+
+def test_host_subtraction_finds_the_clumps_a_concentrated_host_swallows():
+    """``host="subtract"`` (an unsharp mask of 1.5 PSF FWHM, chosen a priori) on 15 held-out
+    scenes (seeds 200-214; measured on 200-229: HDBSCAN 86 % -> 95 %, false 0.13 -> 0.07
+    per scene). HDBSCAN needs no compilation, so this runs in seconds."""
+    found = {"keep": 0, "subtract": 0}
+    false = dict(found)
+    distinct = 0
+    for seed in range(200, 215):
+        g = make_clumpy_galaxy(family="heldout", random_state=seed)
+        for host in found:
+            st = find_structures(g.sci, err=g.err, method="hdbscan", points_per_pixel=10,
+                                 host=host, random_state=0)
+            sc = score_clumps(st.labels, g.clump_map, g.clumps)
+            found[host] += sc["found_distinct"]
+            false[host] += sc["false"]
+            distinct += sc["n_distinct"] if host == "keep" else 0
+            assert st.options["host"] == host
+    frac = {h: found[h] / distinct for h in found}
+    print(f"held-out, HDBSCAN: keep {frac['keep']:.3f} / {false['keep'] / 15:.2f}, "
+          f"subtract {frac['subtract']:.3f} / {false['subtract'] / 15:.2f}")
+    assert frac["subtract"] >= 0.92 and false["subtract"] / 15 <= 1.0  # the issue's target
+    assert frac["subtract"] >= frac["keep"] + 0.04
+
+
+@pytest.mark.parametrize("kwargs, match", [({"host": "model"}, "host"),
+                                           ({"host_scale": 0}, "host_scale")])
+def test_host_options_are_checked(kwargs, match):
+    with pytest.raises(InputError, match=match):
+        find_structures(np.ones((2, 16, 16)), method="hdbscan", **kwargs)
