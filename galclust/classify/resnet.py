@@ -117,8 +117,8 @@ class _CentredNet(nn.Module):
 
 def _build_net(config: Any, n_bands: int, n_classes: int) -> nn.Module:
     """The network of ``config``: centred (default) or a plain ResNet (models saved before
-    the centred one, or ``centred=False``)."""
-    w, centred = config.width, getattr(config, "centred", False)
+    the centred one, or ``centred=False``; :meth:`FittedCNN.from_bytes` sets the flag)."""
+    w, centred = config.width, config.centred
     layers: list[nn.Module] = [nn.Conv2d(n_bands + int(centred), w, 3, 1, 1, bias=False),
                                nn.BatchNorm2d(w), nn.ReLU(inplace=True)]
     c = w
