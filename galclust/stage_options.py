@@ -22,6 +22,7 @@ __all__ = ["DetectOptions", "EmissionOptions", "MorphologyOptions", "StructuresO
 
 METHODS, BACKGROUNDS, MODES = ("astrolink", "hdbscan", "off"), ("subtract", "keep"), (
     "galaxies", "tile")
+HOSTS = ("keep", "subtract")
 
 
 @stage_options("detect")
@@ -120,6 +121,12 @@ class StructuresOptions:
                            "luminosity, or keep every positive pixel (faint structures)")
     psf_fwhm: float = _opt(2.0, "--psf-fwhm", "PSF FWHM in pixels (positions are scaled in "
                            "PSF widths)", type=number(0, open_low=True))
+    host: str = _opt("keep", "--host", "keep the galaxy's light (it and its sub-structure are "
+                     "structures), or subtract its smooth light (1.5 PSF FWHM unsharp mask) to "
+                     "find clumps near a concentrated centre")
+    min_snr: float = _opt(5.0, "--min-snr", "image S/N a structure's light needs against the "
+                          "image's own (calibrated) noise; 0 keeps every structure",
+                          type=number(0))
     mode: str = _opt("galaxies", "--structures-mode", "galaxies (each catalog footprint) or "
                      "tile (the whole cube by tiles: a deep field)", own="--mode")
     random_state: int = _opt(0, "--seed", "random seed", type=whole(0))
@@ -128,18 +135,23 @@ class StructuresOptions:
         check_choice("method", self.method, METHODS)
         check_choice("background", self.background, BACKGROUNDS)
         check_choice("mode", self.mode, MODES)
+        check_choice("host", self.host, HOSTS)
         _check_int("k_den", self.k_den, 2)
         _check_int("n_samples", self.n_samples, 0)
         _check_int("random_state", self.random_state, 0)
         if not float(self.significance) > 0 or not float(self.psf_fwhm) > 0:
             raise InputError(f"significance={self.significance!r} and psf_fwhm="
                              f"{self.psf_fwhm!r} must be > 0.")
+        if not float(self.min_snr) >= 0:
+            raise InputError(f"min_snr={self.min_snr!r} must be >= 0 (0 keeps every "
+                             "structure).")
 
     def kwargs(self) -> dict[str, Any]:
         """Keyword arguments of :func:`galclust.find_structures`."""
         return {"method": self.method, "k_den": self.k_den, "S": float(self.significance),
                 "n_samples": self.n_samples or None, "background": self.background,
-                "psf_fwhm": float(self.psf_fwhm), "random_state": self.random_state}
+                "psf_fwhm": float(self.psf_fwhm), "host": self.host,
+                "min_snr": float(self.min_snr), "random_state": self.random_state}
 
 
 @stage_options("emission")

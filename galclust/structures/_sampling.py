@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["PointCloud", "background_stats", "sample_points"]
+__all__ = ["PointCloud", "background_stats", "sample_points", "unsharp"]
 
 _MAG = 2.5 / np.log(10.0)
 
@@ -222,3 +222,15 @@ def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
     order = np.argsort(v)
     cw = np.cumsum(w[order])
     return float(v[order][np.searchsorted(cw, 0.5 * cw[-1])])
+
+
+def unsharp(sci: np.ndarray, finite: np.ndarray, sigma: float) -> np.ndarray:
+    """Each band minus its Gaussian smoothing (normalised over finite pixels; NaN kept)."""
+    w = finite.astype(np.float64)
+    norm = ndimage.gaussian_filter(w, sigma)
+    out = np.empty_like(sci)
+    for b in range(sci.shape[0]):
+        band = np.where(finite, sci[b], 0.0)
+        smooth = ndimage.gaussian_filter(band.astype(np.float64), sigma) / np.maximum(norm, 1e-12)
+        out[b] = np.where(finite, band - smooth, np.nan)
+    return out

@@ -20,6 +20,7 @@ import pandas as pd
 import pytest
 
 from galclust.errors import InputError
+from galclust.structures._significance import image_snr, luminosity_noise_factor, prune
 from galclust.structures.density import (
     Structures,
     find_structures,
@@ -30,13 +31,14 @@ from galclust.synth import make_clumpy_galaxy, score_clumps
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 N_SCENES = 6
-#: floors (found fraction, false per scene): measured on these 6 scenes minus a margin
-#: (default AstroLink 97 %/0.5, HDBSCAN 83 %/0.17; heldout AstroLink 73 %/1.0, HDBSCAN
-#: 87 %/0.0). The issue's target (>= 92 %, <= 1 false) is asserted on default AstroLink
-#: (test_issue_target_on_default); heldout is a validation family, nothing tuned on it,
-#: and its correlated noise and overlapping clumps cost AstroLink ~20 points.
-FLOORS = {("default", "astrolink"): (0.92, 1.0), ("default", "hdbscan"): (0.75, 1.0),
-          ("heldout", "astrolink"): (0.65, 1.5), ("heldout", "hdbscan"): (0.75, 1.0)}
+#: floors (found fraction, false per scene): measured on these 6 scenes minus a margin,
+#: with the defaults (host kept, min_snr 5): default AstroLink 97 %/0.0, HDBSCAN 83 %/0.17;
+#: heldout AstroLink 73 %/0.0 (1.0 before the image-S/N cut), HDBSCAN 87 %/0.0. The
+#: issue's target (>= 92 %, <= 1 false) is asserted on default AstroLink
+#: (test_issue_target_on_default) and, with the host subtracted, on held-out HDBSCAN
+#: (test_host_subtraction_...); heldout is a validation family, nothing tuned on it.
+FLOORS = {("default", "astrolink"): (0.92, 0.5), ("default", "hdbscan"): (0.75, 1.0),
+          ("heldout", "astrolink"): (0.65, 0.5), ("heldout", "hdbscan"): (0.75, 1.0)}
 
 
 @pytest.fixture(scope="module")
@@ -291,7 +293,68 @@ def test_host_subtraction_finds_the_clumps_a_concentrated_host_swallows():
 
 
 @pytest.mark.parametrize("kwargs, match", [({"host": "model"}, "host"),
-                                           ({"host_scale": 0}, "host_scale")])
+                                           ({"host_scale": 0}, "host_scale"),
+                                           ({"min_snr": -1.0}, "min_snr"),
+                                           ({"min_snr": "5"}, "min_snr")])
 def test_host_options_are_checked(kwargs, match):
     with pytest.raises(InputError, match=match):
         find_structures(np.ones((2, 16, 16)), method="hdbscan", **kwargs)
+
+
+def test_prune_gives_pixels_to_the_nearest_kept_ancestor():
+    # 1 root; 2 child of 1; 3 child of 2; 4 another root. Drop 2 and 4.
+    labels = np.array([[1, 2, 3, 4, -1, 0]])
+    parent = np.array([0, 1, 2, 0])
+    out, new_parent, index = prune(labels, parent, np.array([True, False, True, False]))
+    np.testing.assert_array_equal(out, [[1, 1, 2, 0, -1, 0]])
+    np.testing.assert_array_equal(new_parent, [0, 1])      # 3 (now 2) hangs from 1
+    np.testing.assert_array_equal(index, [0, 2])
+
+
+def test_image_snr_sums_descendants():
+    labels = np.array([[1, 1, 2, 2, 0]])
+    lum = np.array([[1.0, 1.0, 4.0, 4.0, 100.0]])
+    var = np.ones_like(lum)
+    snr = image_snr(labels, lum, var, np.array([0, 1]), factor=2.0)
+    np.testing.assert_allclose(snr, [10.0 / (2 * 2.0), 8.0 / (2 * np.sqrt(2.0))])
+
+
+def test_noise_factor_measures_correlated_noise():
+    """White noise with true errors gives ~1; the same noise smoothed (correlated) and
+    rescaled to unit per-pixel RMS, with ``err`` still 1, gives the factor by which a
+    PSF-smoothed sum's error is understated (> 1.5 for a 0.7 px kernel)."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(3)
+    white = rng.normal(size=(256, 256))
+    corr = ndimage.gaussian_filter(rng.normal(size=(256, 256)), 0.7)
+    corr /= corr.std()
+    ones, fin = np.ones_like(white), np.ones(white.shape, bool)
+    f_white = luminosity_noise_factor(white, ones, fin, fin, 2.0)
+    f_corr = luminosity_noise_factor(corr, ones, fin, fin, 2.0)
+    assert f_white < 1.05
+    assert f_corr > 1.5
+
+
+def test_min_snr_cuts_false_structures_on_heldout(warm):
+    """AstroLink's S measures density noise in the point cloud, blind to the image's
+    noise: on the held-out family's correlated noise (never tuned on; seeds 400-414 of
+    the 400-459 validation: found 90 %, false 1.7 -> 0.20 per scene) its residual
+    noise peaks pass S = 5. The image-S/N cut (5, chosen a priori) removes them and
+    keeps the clumps."""
+    res = {}
+    for min_snr in (5.0, None):
+        found = distinct = false = 0
+        for seed in range(400, 415):
+            g = make_clumpy_galaxy(family="heldout", random_state=seed)
+            st = find_structures(g.sci, err=g.err, host="subtract", min_snr=min_snr,
+                                 random_state=0)
+            sc = score_clumps(st.labels, g.clump_map, g.clumps)
+            found, distinct = found + sc["found_distinct"], distinct + sc["n_distinct"]
+            false += sc["false"]
+            if min_snr:
+                assert (st.table["snr"] >= 5.0).all() and st.options["noise_factor"] > 1.3
+        res[min_snr] = (found / distinct, false / 15)
+    print(f"held-out AstroLink, host subtracted: min_snr 5 {res[5.0]}, none {res[None]}")
+    assert res[5.0][1] <= 0.5 and res[None][1] >= 1.0
+    assert res[5.0][0] >= res[None][0] - 0.02
