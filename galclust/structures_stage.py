@@ -54,9 +54,15 @@ def _boxes(inputs: Any, client: Any) -> Any:
     return inputs.footprints
 
 
+#: Versions of each stage's method, in its checkpoint key: a change of method that
+#: keeps the options (emission 2: the detection map at 1 and 2 PSF FWHM; structures 2:
+#: the image-S/N cut) makes a stored result be recomputed once, not reused.
+METHOD_VERSIONS = {"structures": 2, "emission": 2}
+
+
 def _plan(inputs: Any, stage: str, options: Any) -> StagePlan:
     key = _key(stage, _inputs(inputs.cube, ("sci", "err", "weight", "seg", "catalog")),
-               options.kwargs())
+               options.kwargs(), METHOD_VERSIONS[stage])
     cp = find_checkpoint(inputs.results, stage, key)
     return StagePlan(stage, key, "reuse" if cp else "compute", cp)
 

@@ -50,6 +50,7 @@ __all__ = [
     "BandSet",
     "band_for_redshift",
     "continuum_weights",
+    "detection_snr",
     "host_of",
     "hosts",
     "noise_factor",
@@ -423,3 +424,16 @@ def host_of(labels, ids, host, n_host, reg_xy):
             d = np.hypot(cen[:, 1] - reg_xy[k, 0], cen[:, 0] - reg_xy[k, 1])
             out[k] = int(np.argmin(d)) + 1
     return out
+
+
+def detection_snr(excess, excess_err, bad, sky, psf_fwhm, scales, calibrate):
+    """Excess S/N smoothed at each scale (PSF FWHM multiples), each calibrated on ``sky``;
+    the largest per pixel, and the largest calibration factor (for the sums' errors)."""
+    best, factor = None, 1.0
+    for k in scales:
+        snr = smoothed_snr(excess, excess_err, bad, psf_fwhm * float(k))
+        f = noise_factor(snr, sky) if calibrate else 1.0
+        snr /= f
+        factor = max(factor, f)
+        best = snr if best is None else np.maximum(best, snr)
+    return best, factor

@@ -47,15 +47,15 @@ def run(g, **kw):
                             psf_fwhm=g.meta["psf_fwhm"], **kw)
 
 
-def survey(family, snrs, sizes, n, seed0):
+def survey(family, snrs, sizes, n, seed0, snr_of="white", **kw):
     cells = {}
     for snr in snrs:
         for size in sizes:
             rec = cand = 0
             for s in range(n):
                 g = make_emission_galaxy(snr=snr, size=size, family=family,
-                                         random_state=seed0 + s)
-                r = run(g)
+                                         random_state=seed0 + s, snr_of=snr_of)
+                r = run(g, **kw)
                 rec += recovered(r.labels, g.region)
                 cand_lab = np.where(np.isin(r.labels, r.candidates["id"]), r.labels, 0)
                 cand += recovered(cand_lab, g.region)
@@ -97,14 +97,29 @@ def test_controls_default():
 
 @pytest.mark.slow
 def test_heldout_recovery_and_controls():
-    # Nominal snr assumes white noise; the held-out noise is correlated, so its true
-    # S/N is ~2x lower: assert at snr >= 20 (at snr 10 recovery falls, reported).
-    cells = survey("heldout", (20, 40), (2, 3, 5), 8, 3000)
+    """The issue's target on the held-out family (nothing tuned on it) at the same
+    significance as the default family's grid: S/N 10-40 against the noise the image
+    has (``snr_of="actual"``; its correlated noise makes a nominal white-noise S/N
+    about twice the actual one). Measured on these seeds: 100 % (72 regions)."""
+    cells = survey("heldout", (10, 20, 40), (2, 3, 5), 8, 3000, snr_of="actual")
     assert np.mean([v[0] for v in cells.values()]) >= 0.85, cells
+    assert min(v[0] for v in cells.values()) >= 0.75, cells
     assert np.mean([v[1] for v in cells.values()]) >= 0.6, cells
     empty, cand_nuc, _ = controls("heldout", 40, 4000)
     assert empty <= 0.10
     assert cand_nuc <= 0.15
+
+
+def test_smoothing_at_two_psf_widths_finds_faint_extended_emission():
+    """The detection map at 1 and 2 PSF FWHM (``scales``, chosen on the default family)
+    against the PSF alone: large (size 5 px) regions at S/N 7 are found (0 of 10 with
+    the PSF alone when chosen, seeds 7000-7009; here other seeds), and controls stay
+    clean."""
+    one = survey("default", (7,), (5,), 10, 5000, scales=(1.0,))
+    two = survey("default", (7,), (5,), 10, 5000)
+    assert two[(7, 5)][0] >= one[(7, 5)][0] + 0.3, (one, two)
+    empty, _, _ = controls("default", 20, 6000)
+    assert empty <= 0.10
 
 
 @pytest.mark.parametrize("fwhm", [1.2, 2.0, 3.5])
@@ -256,6 +271,8 @@ def test_mask_removes_pixels():
     (dict(reference="F410M"), "medium band itself"),
     (dict(psf_fwhm=0.0), "psf_fwhm"),
     (dict(band=None, z=0.01), "no medium band holds"),
+    (dict(scales=()), "scales must be"),
+    (dict(scales=(1.0, -2.0)), "scales must be"),
 ])
 def test_bad_inputs(kwargs, match):
     g = make_emission_galaxy(random_state=0, shape=24)
