@@ -22,7 +22,7 @@ __all__ = ["DetectOptions", "EmissionOptions", "MorphologyOptions", "StructuresO
 
 METHODS, BACKGROUNDS, MODES = ("astrolink", "hdbscan", "off"), ("subtract", "keep"), (
     "galaxies", "tile")
-HOSTS = ("keep", "subtract")
+HOSTS = ("auto", "keep", "subtract")
 
 
 @stage_options("detect")
@@ -121,9 +121,10 @@ class StructuresOptions:
                            "luminosity, or keep every positive pixel (faint structures)")
     psf_fwhm: float = _opt(2.0, "--psf-fwhm", "PSF FWHM in pixels (positions are scaled in "
                            "PSF widths)", type=number(0, open_low=True))
-    host: str = _opt("keep", "--host", "keep the galaxy's light (it and its sub-structure are "
-                     "structures), or subtract its smooth light (1.5 PSF FWHM unsharp mask) to "
-                     "find clumps near a concentrated centre")
+    host: str = _opt("auto", "--host", "subtract each galaxy's smooth light (a 1.5 PSF FWHM "
+                     "unsharp mask: its clumps, even near a concentrated centre), or keep it "
+                     "(the galaxies are structures themselves); auto: subtract per galaxy, "
+                     "keep in tile mode")
     min_snr: float = _opt(5.0, "--min-snr", "image S/N a structure's light needs against the "
                           "image's own (calibrated) noise; 0 keeps every structure",
                           type=number(0))
@@ -146,11 +147,20 @@ class StructuresOptions:
             raise InputError(f"min_snr={self.min_snr!r} must be >= 0 (0 keeps every "
                              "structure).")
 
+    @property
+    def resolved_host(self) -> str:
+        """``host`` with ``"auto"`` resolved: ``"subtract"`` per galaxy (the structures of
+        interest are inside a known footprint), ``"keep"`` in tile mode (the galaxies of a
+        deep field are structures themselves)."""
+        if self.host != "auto":
+            return self.host
+        return "subtract" if self.mode == "galaxies" else "keep"
+
     def kwargs(self) -> dict[str, Any]:
         """Keyword arguments of :func:`galclust.find_structures`."""
         return {"method": self.method, "k_den": self.k_den, "S": float(self.significance),
                 "n_samples": self.n_samples or None, "background": self.background,
-                "psf_fwhm": float(self.psf_fwhm), "host": self.host,
+                "psf_fwhm": float(self.psf_fwhm), "host": self.resolved_host,
                 "min_snr": float(self.min_snr), "random_state": self.random_state}
 
 

@@ -5,7 +5,9 @@ their options.
 catalog galaxy's footprint (in nightly runs only when asked for: ``method``
 defaults to ``"off"`` there, as the stage is costly; ``galclust structures``
 uses AstroLink), or on the whole cube by abutting tiles
-(``--structures-mode tile``, a deep field). Products: ``structures/table``
+(``--structures-mode tile``, a deep field). Per galaxy, each galaxy's smooth light
+is subtracted first (``--host auto``: its clumps and components are the structures);
+in tile mode it is kept (the galaxies are structures). Products: ``structures/table``
 (one row per structure: galaxy ``id``, ``structure``, ``parent``,
 ``significance``, points, pixels, centroid, composite SED with errors),
 ``structures/galaxies`` (per galaxy: ``n_structures``, ``n_leaves``,

@@ -175,7 +175,7 @@ def save_structure_figures(store: str, results: str, run: str, folder: str, *,
         return (decode_labels(row.labels, int(row.ny), int(row.nx)),
                 np.asarray(cube["sci"][:, ys, xs].values), (int(row.y0), int(row.x0)))
 
-    if what == "structures" and "structures/galaxies" in res.products:
+    if what == "structures" and {"structures/galaxies", "structures/table"} <= set(res.products):
         gal = res.table("structures/galaxies").sort_values(["n_structures", "id"],
                                                            ascending=[False, True])
         table = res.table("structures/table")

@@ -28,7 +28,8 @@ ON = RunSettings(structures=StructuresOptions(method="astrolink"))
 @pytest.fixture(scope="module")
 def field(tmp_path_factory):
     root = tmp_path_factory.mktemp("structures")
-    survey = make_survey(root / "survey", shape=(256, 256), seed=8, psf_matched=True)
+    survey = make_survey(root / "survey", shape=(256, 256), seed=8, psf_matched=True,
+                         layout="separated")   # components: the structures to find
     store = str(root / "field.zarr")
     galclust.ingest(survey.manifest_path, store, tile=128)
     report = execute(store, stages=["structures", "emission"], settings=ON)
