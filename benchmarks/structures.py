@@ -32,6 +32,10 @@ agreement on Sersic galaxies and the real HST Abell 2744 images.
 AstroLink on a 10^6-point cloud from one tile against HDBSCAN on the same
 points, after compilation, with the compilation time shown apart.
 
+**Clumps** (issue 13): :func:`_structures_clumps.bench_clumps` — colour-distinct
+clumps found and false structures per scene on both synthetic families, for
+AstroLink and HDBSCAN, host kept or subtracted, with and without the image-S/N cut.
+
 **Emission regions**: :func:`_structures_emission.bench_emission` — emission
 regions per galaxy over a synthetic survey (galaxies per second, recovery and
 false regions) against DBSCAN on (x, y, flux) of the raw medium band.
@@ -211,7 +215,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=int, default=8192, help="mosaic side (px)")
     parser.add_argument("--quick", action="store_true", help="2048^2 and a small set")
-    for part in ("detection", "morphology", "density", "emission"):
+    for part in ("detection", "morphology", "density", "clumps", "emission"):
         parser.add_argument(f"--skip-{part}", action="store_true")
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -225,6 +229,10 @@ def main() -> None:
         from _structures_density import bench_density
 
         bench_density(quick=args.quick)
+    if not args.skip_clumps:
+        from _structures_clumps import bench_clumps
+
+        bench_clumps(quick=args.quick)
     if not args.skip_emission:
         from _structures_emission import bench_emission
 
