@@ -217,9 +217,10 @@ HOSTS = ("keep", "subtract")
 #: clumps found / false structures per scene, with ``min_snr=5``: default family
 #: (seeds 0-14) AstroLink 93 % / 0.07 kept -> 95 % / 0.07 subtracted, HDBSCAN 84 % ->
 #: 100 % / 0.13; held-out family (never tuned on, seeds 400-459) AstroLink 82 % / 0.05
-#: -> 90 % / 0.20, HDBSCAN 87 % / 0.12 -> 95 % / 0.05. Not the default: structures
-#: larger than the smoothing (a smooth galaxy itself, in a deep field) vanish from
-#: the residual; subtract to find clumps within galaxies.
+#: -> 90 % / 0.20, HDBSCAN 87 % / 0.12 -> 95 % / 0.05 (benchmarks/_structures_clumps.py
+#: has the table). Not this function's default: structures larger than the smoothing
+#: (a smooth galaxy itself, in a deep field) vanish from the residual; the per-galaxy
+#: stage subtracts (``--host auto``), tile mode keeps.
 HOST_SCALE = 1.5
 #: Default ``min_snr`` of :func:`find_structures`: the image S/N a structure needs,
 #: the same 5 sigma as AstroLink's ``S``, chosen a priori (not tuned). It leaves the

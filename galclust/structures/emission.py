@@ -348,9 +348,10 @@ def emission_regions(sci, err, wavelength, band, *, reference=None, z=None,
     random_state : int
         Seed of the resamplings.
     calibrate_noise : bool
-        Rescale the errors by the robust standard deviation (MAD) of the
-        PSF-smoothed S/N map outside the hosts when it exceeds 1 (correlated noise,
-        or an ``err`` that understates the noise); see ``noise_factor``.
+        Divide each smoothed S/N map (``scales``) by its robust standard deviation
+        (MAD) outside the hosts when it exceeds 1 (correlated noise, or an ``err``
+        that understates the noise), and scale the errors up by the largest of
+        these; see ``noise_factor``.
     scales : sequence of float
         Smoothing FWHMs of the detection maps, in units of ``psf_fwhm`` (default
         :data:`SCALES`, 1 and 2); a pixel is kept when any map's S/N passes.
