@@ -330,14 +330,15 @@ def find_structures(sci, mask=None, *, err=None, method: str = "astrolink",
     finite = np.isfinite(sci).all(0)
     outside = finite & ~valid
     # sky from the pixels around a footprint when there are enough, else from all finite ones
-    sky, rms = background_stats(sci, outside if outside.sum() >= 50 else finite)
+    sky_pixels = outside if outside.sum() >= 50 else finite
+    sky, rms = background_stats(sci, sky_pixels)
     if err is None:
         err = np.broadcast_to(rms[:, None, None], sci.shape)
     rng = np.random.default_rng(random_state)
     pts, pts_sky, pts_rms = sci, sky, rms
     if host == "subtract":
         pts = unsharp(sci, finite, host_scale * float(psf_fwhm))
-        pts_sky, pts_rms = background_stats(pts, outside if outside.sum() >= 50 else finite)
+        pts_sky, pts_rms = background_stats(pts, sky_pixels)
     cloud = sample_points(pts, err, valid, pts_sky, pts_rms, n_samples=n_samples,
                           background=background, background_level=background_level,
                           psf_fwhm=float(psf_fwhm), colour_weight=float(colour_weight),
@@ -357,8 +358,7 @@ def find_structures(sci, mask=None, *, err=None, method: str = "astrolink",
     labels = np.where(valid.ravel(), flat, -1).reshape(ny, nx).astype(np.int32)
     lum = np.nansum(pts - pts_sky[:, None, None], axis=0)
     lum_var = np.sum(np.where(np.isfinite(err), err, 0.0) ** 2, axis=0)
-    factor = luminosity_noise_factor(lum, np.sqrt(lum_var), finite,
-                                     outside if outside.sum() >= 50 else finite,
+    factor = luminosity_noise_factor(lum, np.sqrt(lum_var), finite, sky_pixels,
                                      float(psf_fwhm))
     snr = image_snr(labels, lum, lum_var, parent, factor)
     if min_snr:
