@@ -58,8 +58,9 @@ def _boxes(inputs: Any, client: Any) -> Any:
 
 #: Versions of each stage's method, in its checkpoint key: a change of method that
 #: keeps the options (emission 2: the detection map at 1 and 2 PSF FWHM; structures 2:
-#: the image-S/N cut) makes a stored result be recomputed once, not reused.
-METHOD_VERSIONS = {"structures": 2, "emission": 2}
+#: the image-S/N cut, 3: AstroLink's 400 points per pixel) makes a stored result be
+#: recomputed once, not reused.
+METHOD_VERSIONS = {"structures": 3, "emission": 2}
 
 
 def _plan(inputs: Any, stage: str, options: Any) -> StagePlan:

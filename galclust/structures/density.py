@@ -14,14 +14,15 @@ The method (issue 13, after the research's JWST deep-field study):
 3. ``n_samples`` points drawn in proportion to the luminosity, continuously:
    the density sampled is the bilinear interpolant of the pixel weights (a pixel
    drawn by weight plus a tent-distributed offset), not a step per pixel.
-   **Sample-count rule** (``n_samples=None``): ``points_per_pixel`` (100) points
-   per pixel above the cut, at least 2,000 and at most 2x10^5 per call.
-   AstroLink's significance of a structure grows with its number of points: on
-   the synthetic clumpy galaxies (64^2 px), 10 per pixel found ~15 % of the
-   clumps at S = 5, 30 per pixel ~78 %, 100 per pixel ~95 %; but on 128^2 px
-   galaxies 2.8-5.3x10^5 points gave 5 false structures (the host's smooth
-   sub-structure passing S = 5) against 0-1 at 2x10^5, hence the cap. The
-   research's 10^6 (a whole deep field) is reachable with ``n_samples``.
+   **Sample-count rule** (``n_samples=None``): ``points_per_pixel`` points per
+   pixel above the cut (AstroLink 400, HDBSCAN 10), at least 2,000 and at most
+   2x10^5 per call. AstroLink's significance of a structure grows with its number
+   of points: on the synthetic clumpy galaxies (64^2 px), 10 per pixel found ~15 %
+   of the clumps at S = 5, 30 per pixel ~78 %, 100 per pixel 93-95 %, 400 per
+   pixel 99 % (see ``_sampling.POINTS_PER_PIXEL``); but on 128^2 px galaxies
+   2.8-5.3x10^5 points gave 5 false structures (the host's smooth sub-structure
+   passing S = 5) against 0-1 at 2x10^5, hence the cap. The research's 10^6 (a
+   whole deep field) is reachable with ``n_samples``.
 4. Features: ``x, y`` in units of the PSF FWHM (``psf_fwhm`` px), then the
    adjacent-band colours of asinh magnitudes (softening = the band's sky RMS)
    of the image smoothed by a Gaussian of ``colour_smoothing`` (1) PSF sigmas
@@ -61,7 +62,12 @@ import pandas as pd
 
 from galclust.errors import InputError, check_choice
 from galclust.structures._merge import merge_tile_structures
-from galclust.structures._sampling import background_stats, sample_points, unsharp
+from galclust.structures._sampling import (
+    POINTS_PER_PIXEL,
+    background_stats,
+    sample_points,
+    unsharp,
+)
 from galclust.structures._significance import image_snr, luminosity_noise_factor, prune
 
 __all__ = ["HOSTS", "HOST_SCALE", "METHODS", "MIN_SNR", "Structures", "find_structures",
@@ -235,7 +241,7 @@ def find_structures(sci, mask=None, *, err=None, method: str = "astrolink",
                     background: str = "subtract", background_level: float | None = None,
                     psf_fwhm: float = 2.0, colour_weight: float = 0.5,
                     sampling: str = "bilinear", min_pixel_points: int = 2,
-                    n_components: int | None = None, points_per_pixel: float = 100,
+                    n_components: int | None = None, points_per_pixel: float | None = None,
                     colour_smoothing: float = 1.0, host: str = "keep",
                     host_scale: float = HOST_SCALE, min_snr: float | None = MIN_SNR,
                     bands=None, random_state: int = 0) -> Structures:
@@ -275,8 +281,9 @@ def find_structures(sci, mask=None, *, err=None, method: str = "astrolink",
         A pixel needs this many points of its majority structure to be labelled.
     n_components : int, optional
         Keep only this many principal axes of the scaled colours (default all).
-    points_per_pixel : float
-        The automatic sample count per pixel above the cut.
+    points_per_pixel : float, optional
+        The automatic sample count per pixel above the cut; None: the method's
+        (AstroLink 400, HDBSCAN 10; see ``_sampling.POINTS_PER_PIXEL``).
     colour_smoothing : float
         Gaussian smoothing of the colour maps, in PSF sigmas (0: per-pixel colours).
     host : {"keep", "subtract"}
@@ -312,7 +319,7 @@ def find_structures(sci, mask=None, *, err=None, method: str = "astrolink",
     galclust.errors.InputError
         Before any compute, for an unknown method, background or sampling, a
         mask or err of the wrong shape, no finite pixel, or a bad ``psf_fwhm``,
-        ``host_scale`` or ``min_snr``.
+        ``host_scale``, ``min_snr`` or ``points_per_pixel``.
     """
     sci, err, valid = _check(sci, mask, err, method, background, sampling, psf_fwhm,
                              n_samples, k_den)
@@ -323,6 +330,12 @@ def find_structures(sci, mask=None, *, err=None, method: str = "astrolink",
                                     and min_snr >= 0):
         raise InputError(f"min_snr={min_snr!r} must be a number >= 0 (image S/N of a "
                          "structure), or None to keep every structure.")
+    if points_per_pixel is None:
+        points_per_pixel = POINTS_PER_PIXEL[method]
+    elif not (isinstance(points_per_pixel, int | float) and np.isfinite(points_per_pixel)
+              and points_per_pixel > 0):
+        raise InputError(f"points_per_pixel={points_per_pixel!r} must be a number > 0, or "
+                         "None for the method's default.")
     nb, ny, nx = sci.shape
     bands = [f"b{i}" for i in range(nb)] if bands is None else [str(b) for b in bands]
     if len(bands) != nb:
