@@ -106,7 +106,7 @@ def bench_density(quick: bool = False, hdbscan_max: int = HDBSCAN_MAX) -> None:
               f"{sc['found_distinct']}/{sc['n_distinct']}, false structures {sc['false']}")
     st = find_structures(g.sci, err=g.err, random_state=0)
     sc = score_clumps(st.labels, g.clump_map, g.clumps)
-    print(f"AstroLink at the automatic count ({st.options['n_samples']:,} points: 100 per "
+    print(f"AstroLink at the automatic count ({st.options['n_samples']:,} points: 400 per "
           f"pixel above the cut, at most 2x10^5; {st.options['seconds']:.1f} s): clumps found "
           f"{sc['found_distinct']}/{sc['n_distinct']}, false structures {sc['false']}")
     print("(more points raise every structure's significance: at 10^6 points on one galaxy "
