@@ -220,19 +220,22 @@ def _pixel_labels(pixel, point_label, n_pix, min_points):
 HOSTS = ("keep", "subtract")
 #: Sigma of the host's smoothing for ``host="subtract"``, in PSF FWHM (1.5: 3 px at
 #: the synthetic galaxies' 2 px FWHM; chosen a priori, not tuned). Colour-distinct
-#: clumps found / false structures per scene, with ``min_snr=5``: default family
-#: (seeds 0-14) AstroLink 93 % / 0.07 kept -> 95 % / 0.07 subtracted, HDBSCAN 84 % ->
-#: 100 % / 0.13; held-out family (never tuned on, seeds 400-459) AstroLink 82 % / 0.05
-#: -> 90 % / 0.20, HDBSCAN 87 % / 0.12 -> 95 % / 0.05 (benchmarks/_structures_clumps.py
-#: has the table). Not this function's default: structures larger than the smoothing
-#: (a smooth galaxy itself, in a deep field) vanish from the residual; the per-galaxy
-#: stage subtracts (``--host auto``), tile mode keeps.
+#: clumps found / false structures per scene, with ``min_snr=5`` and the default
+#: points per pixel (benchmarks/_structures_clumps.py): default family (seeds 0-29)
+#: AstroLink 98.7 % / 0.33 kept -> 99.3 % / 0.20 subtracted, HDBSCAN 82 % -> 100 % /
+#: 0.07; held-out family (never tuned on, seeds 700-759) AstroLink 85 % / 0.07 ->
+#: 96 % / 0.20, HDBSCAN 80 % / 0.15 -> 93 % / 0.07. Not this function's default:
+#: structures larger than the smoothing (a smooth galaxy itself, in a deep field)
+#: vanish from the residual; the per-galaxy stage subtracts (``--host auto``), tile
+#: mode keeps.
 HOST_SCALE = 1.5
 #: Default ``min_snr`` of :func:`find_structures`: the image S/N a structure needs,
 #: the same 5 sigma as AstroLink's ``S``, chosen a priori (not tuned). It leaves the
 #: clumps found unchanged on both families and cuts AstroLink's false structures per
-#: scene: default family 0.47 -> 0.07 (host kept), 0.20 -> 0.07 (subtracted); held-out
-#: (seeds 400-459) 1.00 -> 0.05 (kept), 1.68 -> 0.20 (subtracted).
+#: scene, the more so at more points: at 100 points per pixel, default family 0.47 ->
+#: 0.07 (host kept), 0.20 -> 0.07 (subtracted), held-out (seeds 400-459) 1.00 -> 0.05
+#: (kept), 1.68 -> 0.20 (subtracted); at 400 per pixel (the default), host subtracted,
+#: default 22.2 -> 0.20, held-out (seeds 700-759) 16.9 -> 0.20.
 MIN_SNR = 5.0
 
 
