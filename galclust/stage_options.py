@@ -116,7 +116,8 @@ class StructuresOptions:
                                "structure against density noise, in sigma",
                                type=number(0, open_low=True))
     n_samples: int = _opt(0, "--samples", "points sampled per footprint (0: per pixel above "
-                          "the background cut, AstroLink 400, HDBSCAN 10; 2,000 to 2x10^5)", type=whole(0))
+                          "the background cut, AstroLink 400, HDBSCAN 10; 2,000 to 2x10^5)",
+                          type=whole(0))
     background: str = _opt("subtract", "--background", "subtract a background cut from the "
                            "luminosity, or keep every positive pixel (faint structures)")
     psf_fwhm: float = _opt(2.0, "--psf-fwhm", "PSF FWHM in pixels (positions are scaled in "
