@@ -34,7 +34,8 @@ points, after compilation, with the compilation time shown apart.
 
 **Clumps** (issue 13): :func:`_structures_clumps.bench_clumps` — colour-distinct
 clumps found and false structures per scene on both synthetic families, for
-AstroLink and HDBSCAN, host kept or subtracted, with and without the image-S/N cut.
+AstroLink and HDBSCAN, host kept or subtracted, with the image-S/N cut (and without it,
+host subtracted).
 
 **Emission regions**: :func:`_structures_emission.bench_emission` — emission
 regions per galaxy over a synthetic survey (galaxies per second, recovery and

@@ -58,8 +58,8 @@ def _boxes(inputs: Any, client: Any) -> Any:
 
 #: Versions of each stage's method, in its checkpoint key: a change of method that
 #: keeps the options (emission 2: the detection map at 1 and 2 PSF FWHM; structures 2:
-#: the image-S/N cut, 3: AstroLink's 400 points per pixel) makes a stored result be
-#: recomputed once, not reused.
+#: the image-S/N cut, 3: 400 points per pixel for AstroLink, 10 for HDBSCAN) makes a
+#: stored result be recomputed once, not reused.
 METHOD_VERSIONS = {"structures": 3, "emission": 2}
 
 
@@ -75,8 +75,8 @@ def plan_structures(inputs: Any, options: StructuresOptions) -> StagePlan:
     """Skip (not asked for, or nothing to measure), reuse or compute."""
     if options.method == "off":
         return StagePlan("structures", "", "skip", reason=(
-            "density structures are not asked for (AstroLink costs ~1 s per galaxy after "
-            "compiling for 40-60 s per worker): give --structure-method astrolink (or "
+            "density structures are not asked for (AstroLink costs ~2-3 s per 64x64 px "
+            "galaxy after compiling for 40-60 s per worker): give --structure-method astrolink (or "
             "method = \"astrolink\" in the settings file's [structures] table), or run "
             "galclust structures"))
     if options.mode == "galaxies" and not len(inputs.catalog):
