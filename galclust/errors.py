@@ -9,7 +9,10 @@ handlers keep working.
 from __future__ import annotations
 
 import difflib
+import math
+import numbers
 from collections.abc import Iterable
+from typing import Any
 
 __all__ = [
     "GalclustError",
@@ -21,6 +24,7 @@ __all__ = [
     "RunFailedError",
     "StoreError",
     "did_you_mean",
+    "is_real",
 ]
 
 
@@ -76,6 +80,23 @@ def did_you_mean(name: str, valid: Iterable[str]) -> str:
     """
     close = difflib.get_close_matches(name, list(valid), n=1, cutoff=0.6)
     return f" Did you mean {close[0]!r}?" if close else ""
+
+
+def is_real(value: Any) -> bool:
+    """True for a finite real number, Python or NumPy (not a bool, a string or NaN).
+
+    Parameters
+    ----------
+    value : object
+        The value given for a numeric argument.
+
+    Returns
+    -------
+    bool
+        Whether it can be used as a finite number as it is.
+    """
+    return (isinstance(value, numbers.Real) and not isinstance(value, bool)
+            and math.isfinite(value))
 
 
 def check_choice(argument: str, value: str, valid: Iterable[str]) -> str:

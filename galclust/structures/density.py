@@ -55,14 +55,13 @@ a tile edge and whose SED shapes agree become one).
 
 from __future__ import annotations
 
-import numbers
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from galclust.errors import InputError, check_choice
+from galclust.errors import InputError, check_choice, is_real
 from galclust.structures._merge import merge_tile_structures
 from galclust.structures._sampling import (
     POINTS_PER_PIXEL,
@@ -242,11 +241,6 @@ HOST_SCALE = 1.5
 MIN_SNR = 5.0
 
 
-def _real(x) -> bool:
-    """A finite real number (Python or NumPy; not a bool or a string)."""
-    return isinstance(x, numbers.Real) and not isinstance(x, bool) and bool(np.isfinite(x))
-
-
 def find_structures(sci, mask=None, *, err=None, method: str = "astrolink",
                     n_samples: int | None = None, k_den: int = 50, S: float = 5.0,
                     background: str = "subtract", background_level: float | None = None,
@@ -335,14 +329,14 @@ def find_structures(sci, mask=None, *, err=None, method: str = "astrolink",
     sci, err, valid = _check(sci, mask, err, method, background, sampling, psf_fwhm,
                              n_samples, k_den)
     check_choice("host", host, HOSTS)
-    if not (_real(host_scale) and host_scale > 0):
+    if not (is_real(host_scale) and host_scale > 0):
         raise InputError(f"host_scale={host_scale!r} must be a number > 0 (PSF FWHM).")
-    if min_snr is not None and not (_real(min_snr) and min_snr >= 0):
+    if min_snr is not None and not (is_real(min_snr) and min_snr >= 0):
         raise InputError(f"min_snr={min_snr!r} must be a number >= 0 (image S/N of a "
                          "structure), or None to keep every structure.")
     if points_per_pixel is None:
         points_per_pixel = POINTS_PER_PIXEL[method]
-    elif not (_real(points_per_pixel) and points_per_pixel > 0):
+    elif not (is_real(points_per_pixel) and points_per_pixel > 0):
         raise InputError(f"points_per_pixel={points_per_pixel!r} must be a number > 0, or "
                          "None for the method's default.")
     nb, ny, nx = sci.shape

@@ -79,7 +79,7 @@ import numpy as np
 import pandas as pd
 import scipy.ndimage as ndi
 
-from galclust.errors import InputError
+from galclust.errors import InputError, is_real
 from galclust.structures._continuum import (
     LINES,
     MEDIUM_BANDS,
@@ -380,7 +380,7 @@ def emission_regions(sci, err, wavelength, band, *, reference=None, z=None,
         raise InputError(f"min_samples must be a positive integer, got {min_samples!r}")
     scales = tuple(scales) if isinstance(scales, list | tuple) else scales
     if not (isinstance(scales, tuple) and scales and all(
-            isinstance(k, int | float) and np.isfinite(k) and k > 0 for k in scales)):
+            is_real(k) and k > 0 for k in scales)):
         raise InputError(f"scales must be a non-empty sequence of positive numbers (PSF "
                          f"FWHM multiples, default {SCALES}), got {scales!r}")
     if int(n_side) != n_side or n_side < 1:

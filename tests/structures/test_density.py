@@ -316,6 +316,13 @@ def test_host_options_are_checked(kwargs, match):
         find_structures(np.ones((2, 16, 16)), method="hdbscan", **kwargs)
 
 
+def test_numpy_numbers_are_accepted():
+    rng = np.random.default_rng(0)
+    st = find_structures(rng.normal(size=(2, 16, 16)), method="hdbscan", min_snr=np.int64(5),
+                         points_per_pixel=np.float32(10), host_scale=np.int32(2))
+    assert st.options["points_per_pixel"] == 10.0 and st.options["host_scale"] == 2.0
+
+
 def test_prune_gives_pixels_to_the_nearest_kept_ancestor():
     # 1 root; 2 child of 1; 3 child of 2; 4 another root. Drop 2 and 4.
     labels = np.array([[1, 2, 3, 4, -1, 0]])
