@@ -12,6 +12,7 @@ takes the pixels where its model carries most of the stacked S/N.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 from scipy import ndimage
 from scipy.optimize import minimize
@@ -30,15 +31,95 @@ def _spline(cube, pad=8):
     return ndimage.spline_filter(strip, order=3, mode="nearest"), (nb, h, w, pad)
 
 
+@numba.njit(cache=True, nogil=True)
+def _weights(t: float) -> tuple[float, float, float, float]:  # pragma: no cover (jit)
+    """Cubic B-spline weights of the taps ``floor(x) - 1 .. floor(x) + 2`` at ``t = x - floor(x)``."""
+    u = 1.0 - t
+    return (u * u * u / 6.0, (3.0 * t * t * t - 6.0 * t * t + 4.0) / 6.0,
+            (-3.0 * t * t * t + 3.0 * t * t + 3.0 * t + 1.0) / 6.0, t * t * t / 6.0)
+
+
+@numba.njit(cache=True, nogil=True)
+def _asym(coef: np.ndarray, nb: int, h: int, w: int, pad: int, img: np.ndarray, gy: np.ndarray,
+          gx: np.ndarray, c0: float, c1: float) -> np.ndarray:  # pragma: no cover (jit)
+    """``img - I(2c - x)`` at the points ``(gy, gx)`` of every band: (band, point).
+
+    ``I`` is the cubic B-spline of ``coef`` (:func:`_spline`), read at
+    ``2c - x`` clipped to ``pad - 1`` pixels beyond the cut-out, as
+    ``scipy.ndimage.map_coordinates(order=3, prefilter=False)`` would; the
+    weights are computed once per point and shared by the bands.
+    """
+    n = gy.shape[0]
+    stride = w + 2 * pad
+    rows, cols = coef.shape
+    out = np.empty((nb, n))
+    for i in range(n):
+        y = min(max(2.0 * c0 - gy[i], 1.0 - pad), h + pad - 2.0) + pad
+        x = min(max(2.0 * c1 - gx[i], 1.0 - pad), w + pad - 2.0) + pad
+        iy, ix = int(np.floor(y)), int(np.floor(x))
+        wy = _weights(y - iy)
+        wx = _weights(x - ix)
+        inner = iy >= 1 and iy + 2 < rows and ix >= 1 and ix + 2 < stride
+        for b in range(nb):
+            acc = 0.0
+            for u in range(4):
+                row = 0.0
+                if inner:
+                    r = iy - 1 + u
+                    for v in range(4):
+                        row += wx[v] * coef[r, ix - 1 + v + b * stride]
+                else:                                    # a tap past the edge has weight 0
+                    r = min(max(iy - 1 + u, 0), rows - 1)
+                    for v in range(4):
+                        col = min(max(ix - 1 + v, 0), stride - 1) + b * stride
+                        row += wx[v] * coef[r, min(col, cols - 1)]
+                acc += wy[u] * row
+            out[b, i] = img[b, i] - acc
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _resid(a: np.ndarray, gy: np.ndarray, gx: np.ndarray, w: np.ndarray, c0: float, c1: float,
+           p0: float, p1: float, sg: float) -> float:  # pragma: no cover (jit)
+    """Weighted χ² of the antisymmetric residual ``a`` (band, point) minus the companion's
+    antisymmetric model ``alpha_b (G_p - G_{2c-p})`` at its least-squares ``alpha_b >= 0``."""
+    nb, n = a.shape
+    q = np.empty(n)
+    qq = 0.0
+    q0, q1 = 2.0 * c0 - p0, 2.0 * c1 - p1
+    for i in range(n):
+        q[i] = (np.exp(-0.5 * ((gy[i] - p0) ** 2 + (gx[i] - p1) ** 2) / sg**2)
+                - np.exp(-0.5 * ((gy[i] - q0) ** 2 + (gx[i] - q1) ** 2) / sg**2))
+        qq += q[i] * q[i]
+    qq = max(qq, 1e-30)
+    out = 0.0
+    for b in range(nb):
+        num = 0.0
+        for i in range(n):
+            num += a[b, i] * q[i]
+        alpha = max(num / qq, 0.0)
+        acc = 0.0
+        for i in range(n):
+            r = (a[b, i] - alpha * q[i]) * w[b]
+            acc += r * r
+        out += acc
+    return out
+
+
 def _reflect(sp, c, gy, gx):
     """Every band at the points ``2c - (gy, gx)`` (cubic spline; (band, point))."""
     coef, (nb, h, w, pad) = sp
-    ry = np.clip(2 * c[0] - gy, 1 - pad, h + pad - 2) + pad
-    rx = np.clip(2 * c[1] - gx, 1 - pad, w + pad - 2) + pad
-    n = len(ry)
-    xs = (rx[None, :] + (np.arange(nb) * (w + 2 * pad))[:, None]).ravel()
-    ys = np.broadcast_to(ry, (nb, n)).ravel()
-    return ndimage.map_coordinates(coef, [ys, xs], order=3, prefilter=False).reshape(nb, n)
+    gy = np.asarray(gy, dtype=np.float64)
+    gx = np.asarray(gx, dtype=np.float64)
+    return -_asym(coef, nb, h, w, pad, np.zeros((nb, len(gy))), gy, gx, float(c[0]), float(c[1]))
+
+
+def _antisym(sp, img, c, gy, gx):
+    """``img - I(2c - x)`` (band, point): the antisymmetric residual about ``c``."""
+    coef, (nb, h, w, pad) = sp
+    return _asym(coef, nb, h, w, pad, np.ascontiguousarray(img, dtype=np.float64),
+                 np.asarray(gy, dtype=np.float64), np.asarray(gx, dtype=np.float64),
+                 float(c[0]), float(c[1]))
 
 
 def _centre(coef, cube, var, inside, c0=None):
@@ -57,7 +138,7 @@ def _centre(coef, cube, var, inside, c0=None):
         c0 = np.array([gy[k0], gx[k0]], float)
 
     def robust(c):
-        r = (img - _reflect(coef, c, gy, gx)) * w[:, None]
+        r = _antisym(coef, img, c, gy, gx) * w[:, None]
         return float(np.sum(np.log1p(0.5 * r**2)))
 
     c = np.asarray(c0, float)
@@ -142,10 +223,10 @@ def _symmetry_split(inside, cube, coef, var, c, *, npixels, min_chi2, min_dist,
     w = 1.0 / np.sqrt(v)
     opt = dict(xatol=0.02, fatol=1e-3, maxfev=150)
 
-    def reflect(c):
-        return _reflect(coef, c, gy, gx)
+    def antisym(c):
+        return _antisym(coef, img, c, gy, gx)
 
-    a = img - reflect(c)
+    a = antisym(c)
     # candidates: peaks of the Gaussian-filtered antisymmetric residual (band S/N, positive)
     h, wd = inside.shape
     cub = np.zeros((nb, h, wd))
@@ -169,7 +250,7 @@ def _symmetry_split(inside, cube, coef, var, c, *, npixels, min_chi2, min_dist,
 
     def stats(c, p, sg=comp_sigma, a=None):
         if a is None:
-            a = img - reflect(c)
+            a = antisym(c)
         g, q = model_q(c, p, sg)
         qq = np.zeros(inside.shape)
         qq[iy, ix] = q
@@ -179,11 +260,11 @@ def _symmetry_split(inside, cube, coef, var, c, *, npixels, min_chi2, min_dist,
         alpha = np.clip(num / max(q @ q, 1e-30), 0, None)
         return z, alpha, g
 
+    gyf, gxf = gy.astype(np.float64), gx.astype(np.float64)
+
     def resid(c, p, sg):
-        a = img - reflect(c)
-        q = model_q(c, p, sg)[1]
-        alpha = np.clip(a @ q / max(q @ q, 1e-30), 0, None)
-        return float((((a - alpha[:, None] * q[None]) * w[:, None]) ** 2).sum())
+        return _resid(antisym(c), gyf, gxf, w, float(c[0]), float(c[1]), float(p[0]),
+                      float(p[1]), float(sg))
 
     best = None
     for py, px in cand:

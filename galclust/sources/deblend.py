@@ -169,39 +169,76 @@ def _colour_stats(lab, sci, var):
 
 def _merge(lab, surfaces, sci, var, *, npixels, contrast_sigma, colour_sigma, colour_chi2,
            colour_min):
-    """Iteratively merge adjacent fragments that fail the saddle and colour tests."""
+    """Iteratively merge adjacent fragments that fail the saddle and colour tests.
+
+    One pair is merged per step, the weakest failing pair first. The saddles,
+    peaks, areas and colour sums of the fragments are computed once and
+    updated as fragments merge (the saddle of a merged fragment with a
+    neighbour is the larger of its parts' saddles; peaks are maxima; areas,
+    fluxes and variances add), so a step costs O(fragments^2), not a pass
+    over the pixels. Fragments keep their ids while merging (a merged pair
+    keeps the lower id) and are numbered 1..k in id order at the end.
+    """
+    m = int(lab.max())
+    if m < 2:
+        return lab
     nb = sci.shape[0]
-    while lab.max() > 1:
-        pairs, saddle = _pairs(lab, surfaces)
-        if not len(pairs):
+    pairs, saddle = _pairs(lab, surfaces)
+    ns = surfaces.shape[0]
+    sad = np.full((ns, m + 1, m + 1), -np.inf)
+    adj = np.zeros((m + 1, m + 1), bool)
+    if len(pairs):
+        sad[:, pairs[:, 0], pairs[:, 1]] = saddle
+        sad[:, pairs[:, 1], pairs[:, 0]] = saddle
+        adj[pairs[:, 0], pairs[:, 1]] = adj[pairs[:, 1], pairs[:, 0]] = True
+    flat = lab.ravel()
+    peaks = np.full((ns, m + 1), -np.inf)
+    for i, surf in enumerate(surfaces):  # per-label maxima: O(n), no sort
+        np.maximum.at(peaks[i], flat, surf.ravel())
+    area = np.bincount(flat, minlength=m + 1)
+    fsum = np.stack([np.bincount(flat, weights=b.ravel(), minlength=m + 1) for b in sci], axis=1)
+    vsum = np.stack([np.bincount(flat, weights=b.ravel(), minlength=m + 1) for b in var], axis=1)
+    alive = np.ones(m + 1, bool)
+    alive[0] = False
+    rep = np.arange(m + 1)
+    while alive.sum() > 1:
+        ia, ib = np.nonzero(np.triu(adj & alive[:, None] & alive[None, :], 1))
+        if not len(ia):
             break
-        m = int(lab.max())
-        flat = lab.ravel()
-        peaks = np.full((len(surfaces), m + 1), -np.inf)
-        for i, surf in enumerate(surfaces):  # per-label maxima: O(n), no sort
-            np.maximum.at(peaks[i], flat, surf.ravel())
-        peaks[:, 0] = -np.inf
-        area = np.bincount(flat, minlength=m + 1)
-        low = np.minimum(peaks[:, pairs[:, 0]], peaks[:, pairs[:, 1]])   # (surface, pair)
-        depth = low - saddle
-        n, e = _colour_stats(lab, sci, var)
-        dn = n[pairs[:, 0]] - n[pairs[:, 1]]
-        chi2 = (dn**2 / (e[pairs[:, 0]] ** 2 + e[pairs[:, 1]] ** 2 + 1e-30)).sum(1) / max(nb - 1, 1)
-        l1 = np.abs(dn).sum(1)
-        colour = (chi2 >= colour_chi2) & (l1 >= colour_min)
-        small = np.minimum(area[pairs[:, 0]], area[pairs[:, 1]]) < npixels
+        low = np.minimum(peaks[:, ia], peaks[:, ib])                 # (surface, pair)
+        depth = low - sad[:, ia, ib]
+        tot = fsum.sum(axis=1, keepdims=True)
+        tot = np.where(np.abs(tot) > 0, tot, 1.0)
+        n = fsum / tot
+        e = np.sqrt(vsum + n**2 * vsum.sum(axis=1, keepdims=True)) / np.abs(tot)
+        dn = n[ia] - n[ib]
+        chi2 = (dn**2 / (e[ia] ** 2 + e[ib] ** 2 + 1e-30)).sum(1) / max(nb - 1, 1)
+        colour = (chi2 >= colour_chi2) & (np.abs(dn).sum(1) >= colour_min)
+        small = np.minimum(area[ia], area[ib]) < npixels
         keep = ((depth[0] >= contrast_sigma)
                 | (colour & (depth[1:].max(axis=0) >= colour_sigma))) & ~small
         if keep.all():
             break
         # merge the weakest failing pair (smallest pieces first, then shallowest saddle)
         cand = np.flatnonzero(~keep)
-        score = np.where(small[cand], -1e9 - saddle[0, cand], depth[0, cand])
-        k = cand[np.lexsort((pairs[cand, 1], pairs[cand, 0], score))[0]]
-        a, b = pairs[k]
-        lab[lab == b] = a
-        lab[lab > b] -= 1                                   # compact: labels stay 1..m-1
-    return lab
+        score = np.where(small[cand], -1e9 - sad[0, ia[cand], ib[cand]], depth[0, cand])
+        k = cand[np.lexsort((ib[cand], ia[cand], score))[0]]
+        a, b = ia[k], ib[k]
+        sad[:, a, :] = np.maximum(sad[:, a, :], sad[:, b, :])
+        sad[:, :, a] = sad[:, a, :]
+        adj[a] |= adj[b]
+        adj[:, a] = adj[a]
+        adj[a, a] = False
+        adj[b] = adj[:, b] = False
+        peaks[:, a] = np.maximum(peaks[:, a], peaks[:, b])
+        area[a] += area[b]
+        fsum[a] += fsum[b]
+        vsum[a] += vsum[b]
+        alive[b] = False
+        rep[rep == b] = a
+    new = np.zeros(m + 1, np.int32)
+    new[alive] = np.arange(1, alive.sum() + 1)
+    return new[rep][lab]
 
 
 def _solve2(x, w, s1, s2):
