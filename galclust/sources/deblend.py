@@ -67,6 +67,7 @@ from scipy import ndimage
 from skimage.feature import peak_local_max
 from skimage.segmentation import watershed
 
+from galclust.sources._smooth import convolve_separable, gaussian_1d
 from galclust.sources._symmetry import _symmetry_rounds
 
 __all__ = ["colour_deblend", "watershed_recipe"]
@@ -404,13 +405,9 @@ def colour_deblend(seg: np.ndarray, det: np.ndarray, snr: np.ndarray, sci: np.nd
     parent = [0]
     var = err.astype(np.float64) ** 2
     if kernel_fwhm:
-        sig = kernel_fwhm / 2.3548
-        r = max(1, int(np.ceil(3 * sig)))
-        yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
-        k = np.exp(-0.5 * (xx**2 + yy**2) / sig**2)
-        k /= k.sum()
-        sci_s = np.stack([ndimage.convolve(b, k, mode="reflect") for b in sci])
-        var_s = np.stack([ndimage.convolve(b, k**2, mode="reflect") for b in var])
+        g = gaussian_1d(float(kernel_fwhm))
+        sci_s = convolve_separable(sci, g)
+        var_s = convolve_separable(var, g**2)
     else:
         sci_s, var_s = sci, var
     nxt = 1

@@ -32,6 +32,7 @@ from scipy import ndimage
 
 from galclust.errors import InputError, check_choice
 from galclust.sources import defaults
+from galclust.sources._smooth import convolve_separable, gaussian_1d
 from galclust.sources.deblend import colour_deblend, watershed_recipe
 from galclust.sources.measure import measure_sources
 from galclust.sources.noise import estimate_noise
@@ -44,20 +45,12 @@ log = logging.getLogger(__name__)
 DEBLEND_METHODS = ("colour", "watershed", None)
 
 
-def _kernel(fwhm: float) -> np.ndarray:
-    sigma = fwhm / 2.3548
-    r = max(1, int(np.ceil(3 * sigma)))
-    yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
-    k = np.exp(-0.5 * (xx**2 + yy**2) / sigma**2)
-    return k / k.sum()
-
-
 def _smooth(img: np.ndarray, fwhm: float | None) -> np.ndarray:
     """Gaussian smoothing renormalised to unit noise (divided by the kernel's L2 norm)."""
     if not fwhm:
         return img
-    k = _kernel(float(fwhm))
-    return ndimage.convolve(img, k, mode="reflect") / np.sqrt((k**2).sum())
+    g = gaussian_1d(float(fwhm))
+    return convolve_separable(img, g) / np.sqrt((g**2).sum() ** 2)
 
 
 def _as_cube(a, name):
