@@ -14,6 +14,7 @@ import pytest
 from scipy import ndimage
 from skimage.segmentation import watershed
 
+from galclust.sources._smooth import convolve_separable, gaussian_1d
 from galclust.sources._symmetry import _antisym, _reflect, _spline
 from galclust.sources.deblend import _colour_stats, _merge, _pairs
 
@@ -115,3 +116,17 @@ def test_reflection_equals_scipy_map_coordinates_inside_and_past_the_edges():
     inner = (np.abs(gy - 10) <= 8) & (np.abs(gx - 13) <= 8)
     np.testing.assert_allclose(_reflect(sp, c, gy[inner], gx[inner]),
                                cube[:, 20 - gy[inner], 26 - gx[inner]], atol=1e-9)
+
+
+@pytest.mark.parametrize("fwhm", [1.0, 2.0, 3.5])
+def test_separable_smoothing_equals_the_2d_convolution(fwhm):
+    rng = np.random.default_rng(int(fwhm * 10))
+    img = rng.normal(size=(2, 33, 40))
+    g = gaussian_1d(fwhm)
+    k = np.outer(g, g)
+    assert np.isclose(k.sum(), 1.0) and len(g) % 2 == 1
+    want = np.stack([ndimage.convolve(b, k, mode="reflect") for b in img])
+    np.testing.assert_allclose(convolve_separable(img, g), want, rtol=0, atol=1e-12)
+    # the noise of a smoothed unit-variance image is the kernel's L2 norm
+    white = rng.normal(size=(400, 400))
+    assert np.std(convolve_separable(white, g)) == pytest.approx(np.sqrt((k**2).sum()), rel=0.03)
