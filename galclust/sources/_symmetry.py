@@ -12,10 +12,10 @@ takes the pixels where its model carries most of the stacked S/N.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 from scipy import ndimage
-from scipy.optimize import minimize
+
+from galclust.sources._symkernels import _asym, _companion_simplex, _resid
 
 
 def _spline(cube, pad=8):
@@ -29,81 +29,6 @@ def _spline(cube, pad=8):
     strip = np.concatenate(list(np.pad(cube, ((0, 0), (pad, pad), (pad, pad)), mode="edge")),
                            axis=1)
     return ndimage.spline_filter(strip, order=3, mode="nearest"), (nb, h, w, pad)
-
-
-@numba.njit(cache=True, nogil=True)
-def _weights(t: float) -> tuple[float, float, float, float]:  # pragma: no cover (jit)
-    """Cubic B-spline weights of the taps ``floor(x) - 1 .. floor(x) + 2`` at ``t = x - floor(x)``."""
-    u = 1.0 - t
-    return (u * u * u / 6.0, (3.0 * t * t * t - 6.0 * t * t + 4.0) / 6.0,
-            (-3.0 * t * t * t + 3.0 * t * t + 3.0 * t + 1.0) / 6.0, t * t * t / 6.0)
-
-
-@numba.njit(cache=True, nogil=True)
-def _asym(coef: np.ndarray, nb: int, h: int, w: int, pad: int, img: np.ndarray, gy: np.ndarray,
-          gx: np.ndarray, c0: float, c1: float) -> np.ndarray:  # pragma: no cover (jit)
-    """``img - I(2c - x)`` at the points ``(gy, gx)`` of every band: (band, point).
-
-    ``I`` is the cubic B-spline of ``coef`` (:func:`_spline`), read at
-    ``2c - x`` clipped to ``pad - 1`` pixels beyond the cut-out, as
-    ``scipy.ndimage.map_coordinates(order=3, prefilter=False)`` would; the
-    weights are computed once per point and shared by the bands.
-    """
-    n = gy.shape[0]
-    stride = w + 2 * pad
-    rows, cols = coef.shape
-    out = np.empty((nb, n))
-    for i in range(n):
-        y = min(max(2.0 * c0 - gy[i], 1.0 - pad), h + pad - 2.0) + pad
-        x = min(max(2.0 * c1 - gx[i], 1.0 - pad), w + pad - 2.0) + pad
-        iy, ix = int(np.floor(y)), int(np.floor(x))
-        wy = _weights(y - iy)
-        wx = _weights(x - ix)
-        inner = iy >= 1 and iy + 2 < rows and ix >= 1 and ix + 2 < stride
-        for b in range(nb):
-            acc = 0.0
-            for u in range(4):
-                row = 0.0
-                if inner:
-                    r = iy - 1 + u
-                    for v in range(4):
-                        row += wx[v] * coef[r, ix - 1 + v + b * stride]
-                else:                                    # a tap past the edge has weight 0
-                    r = min(max(iy - 1 + u, 0), rows - 1)
-                    for v in range(4):
-                        col = min(max(ix - 1 + v, 0), stride - 1) + b * stride
-                        row += wx[v] * coef[r, min(col, cols - 1)]
-                acc += wy[u] * row
-            out[b, i] = img[b, i] - acc
-    return out
-
-
-@numba.njit(cache=True, nogil=True)
-def _resid(a: np.ndarray, gy: np.ndarray, gx: np.ndarray, w: np.ndarray, c0: float, c1: float,
-           p0: float, p1: float, sg: float) -> float:  # pragma: no cover (jit)
-    """Weighted χ² of the antisymmetric residual ``a`` (band, point) minus the companion's
-    antisymmetric model ``alpha_b (G_p - G_{2c-p})`` at its least-squares ``alpha_b >= 0``."""
-    nb, n = a.shape
-    q = np.empty(n)
-    qq = 0.0
-    q0, q1 = 2.0 * c0 - p0, 2.0 * c1 - p1
-    for i in range(n):
-        q[i] = (np.exp(-0.5 * ((gy[i] - p0) ** 2 + (gx[i] - p1) ** 2) / sg**2)
-                - np.exp(-0.5 * ((gy[i] - q0) ** 2 + (gx[i] - q1) ** 2) / sg**2))
-        qq += q[i] * q[i]
-    qq = max(qq, 1e-30)
-    out = 0.0
-    for b in range(nb):
-        num = 0.0
-        for i in range(n):
-            num += a[b, i] * q[i]
-        alpha = max(num / qq, 0.0)
-        acc = 0.0
-        for i in range(n):
-            r = (a[b, i] - alpha * q[i]) * w[b]
-            acc += r * r
-        out += acc
-    return out
 
 
 def _reflect(sp, c, gy, gx):
@@ -221,7 +146,6 @@ def _symmetry_split(inside, cube, coef, var, c, *, npixels, min_chi2, min_dist,
     if not np.all(v > 0):
         return None
     w = 1.0 / np.sqrt(v)
-    opt = dict(xatol=0.02, fatol=1e-3, maxfev=150)
 
     def antisym(c):
         return _antisym(coef, img, c, gy, gx)
@@ -277,14 +201,13 @@ def _symmetry_split(inside, cube, coef, var, c, *, npixels, min_chi2, min_dist,
         return None
     x0 = np.r_[c, best[1], 0.0]
 
-    def cost(t):
-        return resid(t[:2], t[2:4], comp_sigma * np.exp(np.clip(t[4], -0.7, 0.7)))
-
-    x = minimize(cost, x0, method="Nelder-Mead",
-                 options=dict(opt, maxfev=200, initial_simplex=[
-                     x0, x0 + [0.4, 0, 0, 0, 0], x0 + [0, 0.4, 0, 0, 0],
-                     x0 + [0, 0, 0.7, 0, 0], x0 + [0, 0, 0, 0.7, 0],
-                     x0 + [0, 0, 0, 0, 0.3]])).x
+    simplex = np.array([x0, x0 + [0.4, 0, 0, 0, 0], x0 + [0, 0.4, 0, 0, 0],
+                        x0 + [0, 0, 0.7, 0, 0], x0 + [0, 0, 0, 0.7, 0],
+                        x0 + [0, 0, 0, 0, 0.3]])
+    sp_coef, (sp_nb, sp_h, sp_w, sp_pad) = coef
+    x = _companion_simplex(sp_coef, sp_nb, sp_h, sp_w, sp_pad,
+                           np.ascontiguousarray(img, dtype=np.float64), gyf, gxf, w,
+                           simplex, float(comp_sigma), 200, 0.02, 1e-3)
     c, p, sg = x[:2], x[2:4], comp_sigma * np.exp(np.clip(x[4], -0.7, 0.7))
     if np.hypot(*(x[:2] - x0[:2])) > 2.0 or np.hypot(*(x[2:4] - x0[2:4])) > 3.0:
         c, p, sg = x0[:2], x0[2:4], comp_sigma

@@ -130,3 +130,53 @@ def test_separable_smoothing_equals_the_2d_convolution(fwhm):
     # the noise of a smoothed unit-variance image is the kernel's L2 norm
     white = rng.normal(size=(400, 400))
     assert np.std(convolve_separable(white, g)) == pytest.approx(np.sqrt((k**2).sum()), rel=0.03)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 4])
+@pytest.mark.parametrize("maxfev", [13, 29, 200])
+def test_compiled_simplex_search_is_scipys_nelder_mead(seed, maxfev):
+    """Step for step scipy's Nelder-Mead: same minimum, including when it runs out of
+    evaluations in the middle of an expansion, a contraction or a shrink.
+
+    Vertices of exactly equal cost (where the companion's fluxes all clip to 0, the cost
+    does not depend on its position) are ordered stably by the compiled search and by
+    numpy's SIMD argsort in scipy, which is not stable and differs between CPUs; these
+    cases have none (asserted), so the two must agree bit for bit."""
+    from scipy.optimize import minimize
+
+    from galclust.sources._symkernels import _companion_cost, _companion_simplex
+
+    rng = np.random.default_rng(seed)
+    nb, h, w = 3, 24, 24
+    yy, xx = np.mgrid[:h, :w]
+    host = np.exp(-0.5 * ((yy - 11.6) ** 2 + (xx - 12.3) ** 2) / 3.0**2)
+    comp = np.exp(-0.5 * ((yy - 14.0) ** 2 + (xx - 16.0) ** 2) / 1.5**2)
+    cube = (rng.uniform(50, 100, nb)[:, None, None] * host
+            + rng.uniform(5, 30, nb)[:, None, None] * comp + rng.normal(size=(nb, h, w)))
+    sp = _spline(cube)
+    coef, (nb, h, w, pad) = sp
+    gy, gx = (a.ravel().astype(float) for a in np.nonzero(host > 0.05))
+    img = cube[:, gy.astype(int), gx.astype(int)].copy()
+    wts = 1.0 / rng.uniform(0.8, 1.2, nb)
+    x0 = np.array([11.6, 12.3, 14.0, 16.0, 0.0]) + rng.normal(0, 0.3, 5)
+    simplex = np.array([x0, x0 + [0.4, 0, 0, 0, 0], x0 + [0, 0.4, 0, 0, 0],
+                        x0 + [0, 0, 0.7, 0, 0], x0 + [0, 0, 0, 0.7, 0],
+                        x0 + [0, 0, 0, 0, 0.3]])
+
+    values = []
+
+    def cost(t):
+        values.append(_companion_cost(coef, nb, h, w, pad, img, gy, gx, wts, t, 2.0))
+        return values[-1]
+
+    want = minimize(cost, x0, method="Nelder-Mead",
+                    options=dict(xatol=0.02, fatol=1e-3, maxfev=maxfev,
+                                 initial_simplex=simplex)).x
+    assert len(set(values)) == len(values)           # no two vertices of equal cost
+    if maxfev < 200:                                  # stopped by the evaluation budget
+        assert len(values) == maxfev
+    got = _companion_simplex(coef, nb, h, w, pad, img, gy, gx, wts, simplex, 2.0, maxfev,
+                             0.02, 1e-3)
+    np.testing.assert_array_equal(got, want)
+    if maxfev == 200:                                 # it found the companion
+        assert np.hypot(got[2] - 14.0, got[3] - 16.0) < 1.0
