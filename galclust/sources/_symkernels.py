@@ -9,7 +9,8 @@
   centre of symmetry, position and width, step for step the algorithm of
   ``scipy.optimize.minimize(method="Nelder-Mead")`` (standard coefficients,
   ``xatol``, ``fatol``, ``maxfev``, a given initial simplex), run without
-  leaving compiled code.
+  leaving compiled code; vertices of equal cost keep their order (see
+  :func:`_sort`), so the result does not depend on the CPU.
 """
 
 from __future__ import annotations
@@ -102,8 +103,9 @@ def _companion_cost(coef, nb, h, w, pad, img, gy, gx, wts, t, comp_sigma):  # pr
 
 @numba.njit(cache=True, nogil=True)
 def _sort(sim, fsim):  # pragma: no cover (jit)
-    """Order the vertices by value, stably (numpy's argsort of a few values is an insertion
-    sort, so ties keep their order there too)."""
+    """Order the vertices by value, stably. scipy orders them with ``numpy.argsort``,
+    whose SIMD sort does not keep ties in order (and differs between CPUs); ties happen
+    where the companion's fluxes all clip to 0 and its position does not matter."""
     n = fsim.shape[0]
     for i in range(1, n):
         j = i

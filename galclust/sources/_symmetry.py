@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from galclust.sources._symkernels import _asym, _companion_simplex, _resid
+from galclust.sources._symkernels import _asym, _companion_simplex
 
 
 def _spline(cube, pad=8):
@@ -185,10 +185,6 @@ def _symmetry_split(inside, cube, coef, var, c, *, npixels, min_chi2, min_dist,
         return z, alpha, g
 
     gyf, gxf = gy.astype(np.float64), gx.astype(np.float64)
-
-    def resid(c, p, sg):
-        return _resid(antisym(c), gyf, gxf, w, float(c[0]), float(c[1]), float(p[0]),
-                      float(p[1]), float(sg))
 
     best = None
     for py, px in cand:
