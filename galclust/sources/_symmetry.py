@@ -56,6 +56,7 @@ def _centre(coef, cube, var, inside, c0=None):
     antisymmetric residual ``r``.
     """
     gy, gx = np.nonzero(inside)
+    fy, fx = gy.astype(np.float64), gx.astype(np.float64)    # converted once, read per trial
     img = cube[:, gy, gx]
     w = 1.0 / np.sqrt(np.maximum(var[:, gy, gx].mean(1), 1e-300))
     if c0 is None:
@@ -63,7 +64,7 @@ def _centre(coef, cube, var, inside, c0=None):
         c0 = np.array([gy[k0], gx[k0]], float)
 
     def robust(c):
-        r = _antisym(coef, img, c, gy, gx) * w[:, None]
+        r = _antisym(coef, img, c, fy, fx) * w[:, None]
         return float(np.sum(np.log1p(0.5 * r**2)))
 
     c = np.asarray(c0, float)
@@ -147,8 +148,10 @@ def _symmetry_split(inside, cube, coef, var, c, *, npixels, min_chi2, min_dist,
         return None
     w = 1.0 / np.sqrt(v)
 
+    gyf, gxf = gy.astype(np.float64), gx.astype(np.float64)   # converted once, not per call
+
     def antisym(c):
-        return _antisym(coef, img, c, gy, gx)
+        return _antisym(coef, img, c, gyf, gxf)
 
     a = antisym(c)
     # candidates: peaks of the Gaussian-filtered antisymmetric residual (band S/N, positive)
@@ -183,8 +186,6 @@ def _symmetry_split(inside, cube, coef, var, c, *, npixels, min_chi2, min_dist,
         z = num / np.sqrt(4 * v * (kq**2).sum() + 1e-300)
         alpha = np.clip(num / max(q @ q, 1e-30), 0, None)
         return z, alpha, g
-
-    gyf, gxf = gy.astype(np.float64), gx.astype(np.float64)
 
     best = None
     for py, px in cand:

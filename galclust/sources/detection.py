@@ -50,7 +50,7 @@ def _smooth(img: np.ndarray, fwhm: float | None) -> np.ndarray:
     if not fwhm:
         return img
     g = gaussian_1d(float(fwhm))
-    return convolve_separable(img, g) / np.sqrt((g**2).sum() ** 2)
+    return convolve_separable(img, g) / (g**2).sum()    # ||outer(g, g)||_2 = sum(g^2)
 
 
 def _as_cube(a, name):
