@@ -26,7 +26,10 @@
        compared as normalised SEDs (fluxes divided by their sum, with errors
        propagated): ``chi2 / (B - 1)`` and the L1 distance of the two SEDs.
        A pair stays split if its detection-image saddle depth is at least
-       ``contrast_sigma``, or if the colours differ significantly
+       ``contrast_sigma``; or if it is at least ``area_sigma`` and each
+       fragment has ``npixels`` or more pixels above the saddle (the rule of
+       photutils' multi-threshold deblending, which keeps a faint companion
+       on a bright neighbour's extended wing); or if the colours differ significantly
        (``chi2/(B-1) >= colour_chi2`` and L1 >= ``colour_min``) *and* the
        saddle depth in some band is at least ``colour_sigma``. Otherwise it is
        merged; fragments with fewer than ``npixels`` pixels are always merged
@@ -169,7 +172,7 @@ def _colour_stats(lab, sci, var):
 
 
 def _merge(lab, surfaces, sci, var, *, npixels, contrast_sigma, colour_sigma, colour_chi2,
-           colour_min):
+           colour_min, area_sigma=None, area_npixels=None):
     """Iteratively merge adjacent fragments that fail the saddle and colour tests.
 
     One pair is merged per step, the weakest failing pair first. The saddles,
@@ -202,6 +205,18 @@ def _merge(lab, surfaces, sci, var, *, npixels, contrast_sigma, colour_sigma, co
     alive = np.ones(m + 1, bool)
     alive[0] = False
     rep = np.arange(m + 1)
+    use_area = area_sigma is not None and area_npixels is not None
+    if use_area:
+        # a fragment has area_npixels pixels above a level t iff its area_npixels-th
+        # highest detection value exceeds t: keep each fragment's top values (ascending)
+        kth = max(int(area_npixels), 1)
+        order = np.lexsort((surfaces[0].ravel(), flat))
+        bounds = np.searchsorted(flat[order], np.arange(m + 2))
+        dvals = surfaces[0].ravel()[order]
+        top = np.full((m + 1, kth), -np.inf)
+        for j in range(1, m + 1):
+            v = dvals[max(bounds[j + 1] - kth, bounds[j]):bounds[j + 1]]
+            top[j, kth - len(v):] = v
     while alive.sum() > 1:
         ia, ib = np.nonzero(np.triu(adj & alive[:, None] & alive[None, :], 1))
         if not len(ia):
@@ -218,6 +233,10 @@ def _merge(lab, surfaces, sci, var, *, npixels, contrast_sigma, colour_sigma, co
         small = np.minimum(area[ia], area[ib]) < npixels
         keep = ((depth[0] >= contrast_sigma)
                 | (colour & (depth[1:].max(axis=0) >= colour_sigma))) & ~small
+        if use_area:
+            s0 = sad[0, ia, ib]
+            keep |= ((depth[0] >= area_sigma) & (top[ia, 0] > s0) & (top[ib, 0] > s0)
+                     & ~small)
         if keep.all():
             break
         # merge the weakest failing pair (smallest pieces first, then shallowest saddle)
@@ -235,6 +254,8 @@ def _merge(lab, surfaces, sci, var, *, npixels, contrast_sigma, colour_sigma, co
         area[a] += area[b]
         fsum[a] += fsum[b]
         vsum[a] += vsum[b]
+        if use_area:
+            top[a] = np.sort(np.concatenate([top[a], top[b]]))[kth:]
         alive[b] = False
         rep[rep == b] = a
     new = np.zeros(m + 1, np.int32)
@@ -345,7 +366,8 @@ def colour_deblend(seg: np.ndarray, det: np.ndarray, snr: np.ndarray, sci: np.nd
                    colour_min: float = 0.1, peak_separation: float = 2.0,
                    split_distance: float | None = 2.5, kernel_fwhm: float | None = 2.0,
                    split_snr: float = 5.0, symmetry_chi2: float | None = 30.0,
-                   symmetry_distance: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+                   symmetry_distance: float = 1.0, area_sigma: float | None = 1.0
+                   ) -> tuple[np.ndarray, np.ndarray]:
     """Colour-aware deblending of a segmentation map (see the module docstring).
 
     Parameters
@@ -392,6 +414,11 @@ def colour_deblend(seg: np.ndarray, det: np.ndarray, snr: np.ndarray, sci: np.nd
     symmetry_distance : float
         Minimum distance (pixels) of such a companion from the fragment's
         centre of symmetry.
+    area_sigma : float or None
+        Saddle depth (detection-image sigma) that keeps two fragments apart
+        when each also has ``npixels`` or more pixels above the saddle
+        (photutils' multi-threshold rule, with a depth floor against noise
+        peaks); None disables that test.
 
     Returns
     -------
@@ -429,7 +456,8 @@ def colour_deblend(seg: np.ndarray, det: np.ndarray, snr: np.ndarray, sci: np.nd
             sub_var = np.where(inside, var[(slice(None), *sl)], 0.0)
             lab = _merge(lab, surfaces, sub_sci, sub_var, npixels=npixels,
                          contrast_sigma=contrast_sigma, colour_sigma=colour_sigma,
-                         colour_chi2=colour_chi2, colour_min=colour_min)
+                         colour_chi2=colour_chi2, colour_min=colour_min,
+                         area_sigma=area_sigma, area_npixels=npixels)
         else:
             lab = inside.astype(np.int32)
         if split_distance is not None:

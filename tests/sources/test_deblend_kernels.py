@@ -20,7 +20,7 @@ from galclust.sources.deblend import _colour_stats, _merge, _pairs
 
 
 def _merge_reference(lab, surfaces, sci, var, *, npixels, contrast_sigma, colour_sigma,
-                     colour_chi2, colour_min):
+                     colour_chi2, colour_min, area_sigma=None, area_npixels=None):
     """The pass-over-the-pixels merge: every statistic recomputed after each merge."""
     nb = sci.shape[0]
     while lab.max() > 1:
@@ -41,6 +41,11 @@ def _merge_reference(lab, surfaces, sci, var, *, npixels, contrast_sigma, colour
         small = np.minimum(area[pairs[:, 0]], area[pairs[:, 1]]) < npixels
         keep = ((depth[0] >= contrast_sigma)
                 | (colour & (depth[1:].max(axis=0) >= colour_sigma))) & ~small
+        if area_sigma is not None:      # pixels of each fragment above the pair's saddle
+            above = np.array([min(np.sum(surfaces[0][lab == a] > t),
+                                  np.sum(surfaces[0][lab == b] > t))
+                              for (a, b), t in zip(pairs, saddle[0], strict=True)])
+            keep |= (depth[0] >= area_sigma) & (above >= area_npixels) & ~small
         if keep.all():
             break
         cand = np.flatnonzero(~keep)
@@ -79,15 +84,16 @@ def _fragments(seed):
 
 
 @pytest.mark.parametrize("seed", range(6))
-@pytest.mark.parametrize("contrast_sigma, colour_sigma, colour_chi2", [
-    (3.0, 1.0, 4.0), (1.0, 0.5, 1.0), (8.0, 3.0, 20.0),
-    (np.inf, 0.5, 2.0), (np.inf, 0.5, 60.0)])           # only colour keeps fragments apart
+@pytest.mark.parametrize("contrast_sigma, colour_sigma, colour_chi2, area_sigma", [
+    (3.0, 1.0, 4.0, None), (1.0, 0.5, 1.0, None), (8.0, 3.0, 20.0, None),
+    (np.inf, 0.5, 2.0, None), (np.inf, 0.5, 60.0, None),   # only colour keeps fragments apart
+    (3.0, 1.0, 4.0, 1.0), (np.inf, np.inf, np.inf, 0.5)])  # the area rule; it alone
 def test_incremental_merge_equals_the_pixel_pass_reference(seed, contrast_sigma, colour_sigma,
-                                                           colour_chi2):
+                                                           colour_chi2, area_sigma):
     lab, surfaces, sci, var = _fragments(seed)
     assert lab.max() >= 10                             # many fragments to merge
     kw = dict(npixels=5, contrast_sigma=contrast_sigma, colour_sigma=colour_sigma,
-              colour_chi2=colour_chi2, colour_min=0.1)
+              colour_chi2=colour_chi2, colour_min=0.1, area_sigma=area_sigma, area_npixels=5)
     ref = _merge_reference(lab.copy(), surfaces, sci, var, **kw)
     got = _merge(lab.copy(), surfaces, sci, var, **kw)
     assert ref.max() < lab.max()                       # some pairs merged

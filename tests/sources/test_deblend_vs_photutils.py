@@ -18,6 +18,11 @@ Protocol
   reference FWHM (3.5 px) of the true centre. Completeness = matched true
   sources / true sources; purity = matched segments / detected segments;
   a blended scene is *fully resolved* when all its sources match.
+- *Detectable* sources: the source alone, noise-free, peaks at ``NSIGMA`` or
+  more on the detection image the methods see. Every default-family source
+  is; 12.6 % of the held-out family's are not (their S/N floor of 12 is a
+  white-noise S/N and their noise is correlated), so the held-out tables also
+  give completeness over detectable sources.
 
 Tuned on / held out
 -------------------
@@ -25,7 +30,8 @@ Every setting of the colour deblender (``contrast_sigma``, ``colour_sigma``,
 ``colour_chi2``, ``colour_min``, ``split_distance``, ``peak_separation``,
 ``symmetry_chi2``, ``symmetry_distance`` and the symmetry split's internal
 constants) and the benchmark's ``NSIGMA``/``NPIXELS`` were chosen on the
-``"default"`` family only (seeds 0 and 1, 120-200 scenes; the test uses seed
+``"default"`` family only (``area_sigma`` = 1 with ``NPIXELS`` above the
+saddle was set a priori, not tuned) (seeds 0 and 1, 120-200 scenes; the test uses seed
 11, 200 scenes). The ``"heldout"`` family (clumpy/Moffat-like galaxies,
 other SEDs, correlated noise, up to 4 sources) was only run, never tuned
 on; its assertions are the levels measured on it with a margin, not the
@@ -34,15 +40,16 @@ targets.
 Targets of the issue and what holds (default family, test seed)
 ---------------------------------------------------------------
 - purity >= 0.95 holds (0.972).
-- fully resolved blends >= 2x photutils holds, narrowly: 0.520 vs 0.247
+- fully resolved blends >= 2x photutils holds, narrowly: 0.527 vs 0.247
   (2.1x; asserted as the target itself, no margin beyond it).
-- completeness >= 0.85 does NOT hold: 0.797 where photutils gets 0.641
+- completeness >= 0.85 does NOT hold: 0.800 where photutils gets 0.641
   (0.81-0.83 on the tuning seeds). The shortfall is faint companions
   (S/N < 30: 0.46) closer than ~0.6 FWHM and pairs split into fragments
   that do not match (triplets). There is no test of it; the margins below
   are what is asserted.
-Measured on the held-out family: colour 0.722 / 0.988 / 0.394
-(completeness / purity / resolved), photutils 0.623 / 1.000 / 0.212.
+Measured on the held-out family: colour 0.738 / 0.988 / 0.425
+(completeness / purity / resolved; 2.0x photutils' resolved), photutils
+0.623 / 1.000 / 0.212; over detectable sources colour 0.840, photutils 0.705.
 """
 
 from __future__ import annotations
@@ -89,6 +96,12 @@ def evaluate(scenes, method, errs):
     """Completeness, purity, fully resolved blends, and completeness/purity by S/N bin."""
     rows = [score_detection(s, segment(s, e, method)) for s, e in zip(scenes, errs, strict=True)]
     matched = np.concatenate([r["matched"] for r in rows])
+    # detectable: the source alone, noise-free, peaks at NSIGMA or more on the detection image
+    # the methods see (the held-out family's S/N floor of 12 is white-noise S/N; its noise is
+    # correlated, so some sources are below any method's threshold even when isolated)
+    detectable = np.concatenate([
+        [detection_image(m, e, kernel_fwhm=KERNEL_FWHM)[0].max() >= NSIGMA for m in s.models]
+        for s, e in zip(scenes, errs, strict=True)])
     snr = np.concatenate([s.meta["snr"] for s in scenes])
     n_det = sum(r["n_detected"] for r in rows)
     out = {
@@ -97,6 +110,8 @@ def evaluate(scenes, method, errs):
         "resolved": float(np.mean([r["resolved"] for r in rows if r["blended"]])),
         "isolated": float(np.mean(np.concatenate([r["matched"] for r in rows
                                                   if not r["blended"]]))),
+        "detectable": float(detectable.mean()),
+        "completeness_detectable": float(matched[detectable].mean()),
     }
     # by S/N bin of the scene's faintest source (purity) and of each source (completeness)
     faint = np.array([s.meta["snr"].min() for s in scenes])
@@ -135,7 +150,7 @@ def heldout_results():
 @pytest.mark.slow
 def test_default_family_targets(default_results):
     """Tuned on this family (other seeds): purity target and margins over photutils
-    (measured: colour 0.797 / 0.972 / 0.520 completeness / purity / resolved,
+    (measured: colour 0.800 / 0.972 / 0.527 completeness / purity / resolved,
     photutils 0.641 / 0.996 / 0.247)."""
     _report("default", default_results)
     ph, ws, co = (default_results[m] for m in ("photutils", "watershed", "colour"))
@@ -157,12 +172,14 @@ def test_default_family_resolved_target(default_results):
 
 @pytest.mark.slow
 def test_heldout_family(heldout_results):
-    """Never tuned on (measured: colour 0.722 / 0.988 / 0.394 completeness / purity /
-    resolved, photutils 0.623 / 1.000 / 0.212): asserted with a margin below what was
-    measured."""
+    """Never tuned on (measured: colour 0.738 / 0.988 / 0.425 completeness / purity /
+    resolved, photutils 0.623 / 1.000 / 0.212; over detectable sources 0.840 against
+    0.705): asserted with a margin below what was measured."""
     _report("heldout", heldout_results)
     ph, co = heldout_results["photutils"], heldout_results["colour"]
     assert co["completeness"] >= ph["completeness"] + 0.06
+    assert co["completeness_detectable"] >= ph["completeness_detectable"] + 0.10
+    assert 0.8 <= co["detectable"] < 0.95          # the family holds undetectable sources
     assert co["resolved"] >= 1.5 * ph["resolved"]
     assert co["purity"] >= 0.95
     assert co["isolated"] >= 0.95
