@@ -55,6 +55,10 @@ log = logging.getLogger(__name__)
 
 #: The cube attribute recording a detection made at ingest (its options and counts).
 INGEST_DETECTION = "detection"
+#: Version of the detection method, part of the stage's checkpoint key: raising it when the
+#: deblender changes what it returns for the same options makes a stored detection be
+#: recomputed once, not reused (2: the area rule of the colour deblender's merging).
+DETECT_VERSION = 2
 
 
 def _bands(cube: Any) -> dict[str, str]:
@@ -68,7 +72,7 @@ def plan_detect(inputs: Any, options: DetectOptions) -> StagePlan:
         return StagePlan("detect", "", "skip", reason=(
             "the cube's segmentation map and catalog are this detection (made at ingest "
             "with the same options): the other stages use them as the sources"))
-    key = _key("detect", _bands(inputs.cube), options.kwargs(), options.halo)
+    key = _key("detect", _bands(inputs.cube), options.kwargs(), options.halo, DETECT_VERSION)
     cp = find_checkpoint(inputs.results, "detect", key)
     return StagePlan("detect", key, "reuse" if cp else "compute", cp)
 

@@ -29,7 +29,8 @@
        ``contrast_sigma``; or if it is at least ``area_sigma`` and each
        fragment has ``npixels`` or more pixels above the saddle (the rule of
        photutils' multi-threshold deblending, which keeps a faint companion
-       on a bright neighbour's extended wing); or if the colours differ significantly
+       on a bright neighbour's extended wing, with a depth floor against
+       noise peaks); or if the colours differ significantly
        (``chi2/(B-1) >= colour_chi2`` and L1 >= ``colour_min``) *and* the
        saddle depth in some band is at least ``colour_sigma``. Otherwise it is
        merged; fragments with fewer than ``npixels`` pixels are always merged
@@ -179,8 +180,10 @@ def _merge(lab, surfaces, sci, var, *, npixels, contrast_sigma, colour_sigma, co
     peaks, areas and colour sums of the fragments are computed once and
     updated as fragments merge (the saddle of a merged fragment with a
     neighbour is the larger of its parts' saddles; peaks are maxima; areas,
-    fluxes and variances add), so a step costs O(fragments^2), not a pass
-    over the pixels. Fragments keep their ids while merging (a merged pair
+    fluxes and variances add; for the area rule each fragment keeps its
+    ``area_npixels`` highest detection values, which decide whether that
+    many pixels lie above a saddle), so a step costs O(fragments^2), not a
+    pass over the pixels. Fragments keep their ids while merging (a merged pair
     keeps the lower id) and are numbered 1..k in id order at the end.
     """
     m = int(lab.max())

@@ -71,11 +71,16 @@ def test_morphology_stage_measures_every_level(field):
     assert set(det["id"]) == set(res.table("detect/sources")["id"])
 
 
-def test_unchanged_inputs_reuse_and_a_new_band_recomputes(field):
+def test_unchanged_inputs_reuse_and_a_new_band_recomputes(field, monkeypatch):
     _, store, report = field
     again = execute(store, stages=["detect", "pixels", "morphology"])
     assert {k: v["action"] for k, v in again.stages.items()} == {
         "detect": "reuse", "pixels": "reuse", "morphology": "reuse"}
+    # a detection stored by another version of the deblender is recomputed, not reused
+    import galclust.sources_stage as sources_stage
+    with monkeypatch.context() as m:
+        m.setattr(sources_stage, "DETECT_VERSION", sources_stage.DETECT_VERSION + 1)
+        assert execute(store, stages=["detect"]).stages["detect"]["action"] == "compute"
     other = execute(store, stages=["morphology"],
                     settings=RunSettings(morphology=MorphologyOptions(band="F200W",
                                                                       levels="galaxies")))
