@@ -57,7 +57,8 @@ log = logging.getLogger(__name__)
 INGEST_DETECTION = "detection"
 #: Version of the detection method, part of the stage's checkpoint key: raising it when the
 #: deblender changes what it returns for the same options makes a stored detection be
-#: recomputed once, not reused (2: the area rule of the colour deblender's merging).
+#: recomputed once, not reused (2: the colour deblender's area rule when merging, and its
+#: symmetry split's second start and template region).
 DETECT_VERSION = 2
 
 

@@ -7,7 +7,13 @@ as a symmetric shape about a sub-pixel centre, free per band, plus one Gaussian
 companion with its own SED: the companion is found by a matched filter on the
 antisymmetric residual ``I(x) - I(2c - x)``, its significance summed over the
 bands where it stands out (so a companion of another colour counts), and it
-takes the pixels where its model carries most of the stacked S/N.
+takes the pixels where its light in excess of the host's symmetric template
+``min(I(x), I(2c - x))`` carries a third or more of the stacked S/N.
+
+The centre of symmetry that fits the fragment best is pulled towards a
+companion (the pair is more symmetric about a point between the two), which
+hides it; so the fit starts both from that centre and from the peak of the
+stacked light, and keeps the one that leaves the smaller residual.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from galclust.sources._symkernels import _asym, _companion_simplex
+from galclust.sources._symkernels import _asym, _companion_cost, _companion_simplex
 
 
 def _spline(cube, pad=8):
@@ -86,9 +92,24 @@ def _centre(coef, cube, var, inside, c0=None):
     return c if np.hypot(*(c - c0)) <= 2.5 else np.asarray(c0, float)
 
 
+def _peak_centre(cube, var, inside):
+    """Sub-pixel peak of the S/N-weighted stack inside the fragment (a parabola per axis)."""
+    w = 1.0 / np.sqrt(np.maximum(var.mean(axis=(1, 2)), 1e-300))
+    st = np.where(inside, (cube * w[:, None, None]).sum(0), -np.inf)
+    y, x = np.unravel_index(np.argmax(st), st.shape)
+    c = np.array([y, x], float)
+    for ax, (lo, hi) in enumerate((((y - 1, x), (y + 1, x)), ((y, x - 1), (y, x + 1)))):
+        if all(0 <= lo[i] < st.shape[i] and 0 <= hi[i] < st.shape[i] for i in (0, 1)):
+            a, b, m = st[lo], st[hi], st[y, x]
+            den = a - 2 * m + b
+            if np.isfinite(den) and den < 0:
+                c[ax] += float(np.clip(0.5 * (a - b) / den, -0.5, 0.5))
+    return c
+
+
 def _symmetry_split(inside, cube, coef, var, c, *, npixels, min_chi2, min_dist,
                     kernel_sigma, other=None, raw=None, refs=None, colour_chi2=4.0,
-                    colour_min=0.1, comp_sigma=2.0, depth_min=1.5, dominance=0.35,
+                    colour_min=0.1, comp_sigma=2.0, depth_min=1.5, dominance=1 / 3,
                     prescreen=1.5):
     """Split off a companion the fragment's point-symmetric model leaves, or return None.
 
@@ -120,10 +141,17 @@ def _symmetry_split(inside, cube, coef, var, c, *, npixels, min_chi2, min_dist,
     from every fragment's SED in ``refs``: an imperfect removal of a
     neighbour leaves a residual of its and the host's colours.
 
-    The companion's pixels are those where its model carries more than
-    ``dominance`` of the stacked S/N, connected to ``p``; both parts must
-    keep ``npixels``. Returns ``(y, x)`` labels 1 (host) / 2 (companion)
-    inside the fragment, 0 elsewhere.
+    The search starts from ``c`` and from the peak of the stacked light
+    (:func:`_peak_centre`, when more than 0.1 pixel from ``c``; ``c`` is
+    pulled towards a companion, which makes the pair look symmetric), and
+    the fit of lower cost is kept.
+
+    The companion's pixels are those, connected to ``p``, where the image in
+    excess of the host's symmetric template ``max(0, min(I(x), I(2c - x)))``
+    carries more than ``dominance`` of the stacked S/N (a third: the excess
+    is at least half the template); both parts must keep ``npixels``.
+    Returns ``(y, x)`` labels 1 (host) / 2 (companion) inside the fragment,
+    0 elsewhere.
     """
     nb = cube.shape[0]
     if inside.sum() < 3 * npixels:
@@ -153,21 +181,9 @@ def _symmetry_split(inside, cube, coef, var, c, *, npixels, min_chi2, min_dist,
     def antisym(c):
         return _antisym(coef, img, c, gyf, gxf)
 
-    a = antisym(c)
-    # candidates: peaks of the Gaussian-filtered antisymmetric residual (band S/N, positive)
     h, wd = inside.shape
-    cub = np.zeros((nb, h, wd))
-    cub[:, iy, ix] = a * w[:, None]
-    filt = np.stack([ndimage.gaussian_filter(b, comp_sigma, mode="constant") for b in cub])
-    score = (np.clip(filt, 0, None) ** 2).sum(0)
     depth = ndimage.distance_transform_edt(np.pad(inside, 1))[1:-1, 1:-1]
     yy, xx = np.indices(inside.shape)
-    ok = inside & (depth >= depth_min) & (np.hypot(yy - c[0], xx - c[1]) >= min_dist)
-    ok &= score >= ndimage.maximum_filter(score, 3)
-    if not ok.any():
-        return None
-    cand = np.argwhere(ok)
-    cand = cand[np.argsort(-score[ok], kind="stable")][:3]
 
     def model_q(c, p, sg):
         g1 = np.exp(-0.5 * ((gy - p[0]) ** 2 + (gx - p[1]) ** 2) / sg**2)
@@ -187,27 +203,51 @@ def _symmetry_split(inside, cube, coef, var, c, *, npixels, min_chi2, min_dist,
         alpha = np.clip(num / max(q @ q, 1e-30), 0, None)
         return z, alpha, g
 
-    best = None
-    for py, px in cand:
-        p = np.array([py, px], float)
-        z = stats(c, p, a=a)[0]
-        chi = float((np.clip(z, 0, None) ** 2).sum())
-        if best is None or chi > best[0]:
-            best = (chi, p)
-    if best[0] < prescreen * min_chi2:
-        return None
-    x0 = np.r_[c, best[1], 0.0]
-
-    simplex = np.array([x0, x0 + [0.4, 0, 0, 0, 0], x0 + [0, 0.4, 0, 0, 0],
-                        x0 + [0, 0, 0.7, 0, 0], x0 + [0, 0, 0, 0.7, 0],
-                        x0 + [0, 0, 0, 0, 0.3]])
     sp_coef, (sp_nb, sp_h, sp_w, sp_pad) = coef
-    x = _companion_simplex(sp_coef, sp_nb, sp_h, sp_w, sp_pad,
-                           np.ascontiguousarray(img, dtype=np.float64), gyf, gxf, w,
-                           simplex, float(comp_sigma), 200, 0.02, 1e-3)
+    img64 = np.ascontiguousarray(img, dtype=np.float64)
+    starts = [np.asarray(c, float)]
+    peak = _peak_centre(cube, var, inside)
+    if np.hypot(*(peak - starts[0])) > 0.1:     # nearer, it would repeat the first fit
+        starts.append(peak)
+    fits = []
+    for c_s in starts:
+        a = antisym(c_s)
+        # candidates: peaks of the Gaussian-filtered antisymmetric residual (band S/N, positive)
+        cub = np.zeros((nb, h, wd))
+        cub[:, iy, ix] = a * w[:, None]
+        filt = np.stack([ndimage.gaussian_filter(b, comp_sigma, mode="constant") for b in cub])
+        score = (np.clip(filt, 0, None) ** 2).sum(0)
+        ok = inside & (depth >= depth_min) & (np.hypot(yy - c_s[0], xx - c_s[1]) >= min_dist)
+        ok &= score >= ndimage.maximum_filter(score, 3)
+        if not ok.any():
+            continue
+        cand = np.argwhere(ok)
+        cand = cand[np.argsort(-score[ok], kind="stable")][:3]
+        best = None
+        for py, px in cand:
+            p = np.array([py, px], float)
+            z = stats(c_s, p, a=a)[0]
+            chi = float((np.clip(z, 0, None) ** 2).sum())
+            if best is None or chi > best[0]:
+                best = (chi, p)
+        if best[0] < prescreen * min_chi2:
+            continue
+        x0 = np.r_[c_s, best[1], 0.0]
+        simplex = np.array([x0, x0 + [0.4, 0, 0, 0, 0], x0 + [0, 0.4, 0, 0, 0],
+                            x0 + [0, 0, 0.7, 0, 0], x0 + [0, 0, 0, 0.7, 0],
+                            x0 + [0, 0, 0, 0, 0.3]])
+        x = _companion_simplex(sp_coef, sp_nb, sp_h, sp_w, sp_pad, img64, gyf, gxf, w,
+                               simplex, float(comp_sigma), 200, 0.02, 1e-3)
+        if np.hypot(*(x[:2] - x0[:2])) > 2.0 or np.hypot(*(x[2:4] - x0[2:4])) > 3.0:
+            x = x0                     # the search ran off: keep its start
+        cost = _companion_cost(sp_coef, sp_nb, sp_h, sp_w, sp_pad, img64, gyf, gxf, w, x,
+                               float(comp_sigma))
+        fits.append((cost, len(fits), x))
+    if not fits:
+        return None
+    x = min(fits)[2]                   # the lower cost; ties keep the first start
     c, p, sg = x[:2], x[2:4], comp_sigma * np.exp(np.clip(x[4], -0.7, 0.7))
-    if np.hypot(*(x[:2] - x0[:2])) > 2.0 or np.hypot(*(x[2:4] - x0[2:4])) > 3.0:
-        c, p, sg = x0[:2], x0[2:4], comp_sigma
+    sp_img = coef                      # the image's spline (``coef`` is rebound below)
     z, alpha, g = stats(c, p, sg)
     chi = float((np.clip(z, 0, None) ** 2).sum())
     if raw is not None:        # the companion must also stand out before the neighbours' removal
@@ -238,11 +278,12 @@ def _symmetry_split(inside, cube, coef, var, c, *, npixels, min_chi2, min_dist,
     if not (0 <= pi[0] < h and 0 <= pi[1] < wd) or not inside[pi[0], pi[1]]:
         return None
     ay, ax = np.nonzero(inside)
-    g = np.exp(-0.5 * ((ay - p[0]) ** 2 + (ax - p[1]) ** 2) / sg**2)
-    comp_s = ((alpha * w)[:, None] * g[None]).sum(0)
+    ref = _reflect(sp_img, c, ay, ax)                          # I(2c - x), (band, pixel)
+    tot_s = (cube[:, ay, ax] * w[:, None]).sum(0)
+    host_s = (np.clip(np.minimum(cube[:, ay, ax], ref), 0, None) * w[:, None]).sum(0)
     lab = np.where(inside, 1, 0).astype(np.int32)
     sel = np.zeros(inside.shape, bool)
-    sel[ay, ax] = comp_s > dominance * (cube[:, ay, ax] * w[:, None]).sum(0)
+    sel[ay, ax] = tot_s - host_s > dominance * tot_s
     cc, _ = ndimage.label(sel, structure=np.ones((3, 3)))
     lid = cc[pi[0], pi[1]]
     if lid == 0:

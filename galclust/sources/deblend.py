@@ -49,10 +49,14 @@
        per band) plus a Gaussian companion with a free flux in every band;
        the companion is the matched filter of the antisymmetric residual
        ``I(x) - I(2c - x)``, kept when its per-band significance
-       ``sum_b max(z_b, 0)^2`` reaches ``symmetry_chi2`` (see
-       :func:`_symmetry_split`; neighbouring fragments' symmetric templates
-       are removed first and the companion must then also differ in colour
-       from them).
+       ``sum_b max(z_b, 0)^2`` reaches ``symmetry_chi2``. The fit starts
+       from the best-fitting centre and from the stacked light's peak (a
+       pair is most symmetric about a point between its sources) and keeps
+       the lower cost; the companion takes the pixels where the light in
+       excess of the host's symmetric template carries a third or more of
+       the stacked S/N (see :func:`_symmetry_split`; neighbouring
+       fragments' symmetric templates are removed first and the companion
+       must then also differ in colour from them).
 
     A single smooth galaxy with a colour gradient (a red bulge in a blue
     disk) has one peak in every band at the same place, so it gives one

@@ -29,7 +29,8 @@ Tuned on / held out
 Every setting of the colour deblender (``contrast_sigma``, ``colour_sigma``,
 ``colour_chi2``, ``colour_min``, ``split_distance``, ``peak_separation``,
 ``symmetry_chi2``, ``symmetry_distance`` and the symmetry split's internal
-constants) and the benchmark's ``NSIGMA``/``NPIXELS`` were chosen on the
+constants, among them its second start and its region rule, a third of the
+light in excess of the host's symmetric template) and the benchmark's ``NSIGMA``/``NPIXELS`` were chosen on the
 ``"default"`` family only (``area_sigma`` = 1 with ``NPIXELS`` above the
 saddle was set a priori, not tuned) (seeds 0 and 1, 120-200 scenes; the test uses seed
 11, 200 scenes). The ``"heldout"`` family (clumpy/Moffat-like galaxies,
@@ -39,17 +40,17 @@ targets.
 
 Targets of the issue and what holds (default family, test seed)
 ---------------------------------------------------------------
-- purity >= 0.95 holds (0.972).
-- fully resolved blends >= 2x photutils holds, narrowly: 0.527 vs 0.247
-  (2.1x; asserted as the target itself, no margin beyond it).
-- completeness >= 0.85 does NOT hold: 0.800 where photutils gets 0.641
-  (0.81-0.83 on the tuning seeds). The shortfall is faint companions
-  (S/N < 30: 0.46) closer than ~0.6 FWHM and pairs split into fragments
+- purity >= 0.95 holds (0.964).
+- fully resolved blends >= 2x photutils holds: 0.553 vs 0.247 (2.2x;
+  asserted as the target itself, no margin beyond it).
+- completeness >= 0.85 does NOT hold: 0.818 where photutils gets 0.641
+  (0.850-0.852 on the tuning seeds). The shortfall is faint companions
+  (S/N < 30: 0.48) closer than ~0.6 FWHM and pairs split into fragments
   that do not match (triplets). There is no test of it; the margins below
   are what is asserted.
-Measured on the held-out family: colour 0.738 / 0.988 / 0.425
-(completeness / purity / resolved; 2.0x photutils' resolved), photutils
-0.623 / 1.000 / 0.212; over detectable sources colour 0.840, photutils 0.705.
+Measured on the held-out family: colour 0.747 / 0.982 / 0.444
+(completeness / purity / resolved; 2.1x photutils' resolved), photutils
+0.623 / 1.000 / 0.212; over detectable sources colour 0.850, photutils 0.705.
 """
 
 from __future__ import annotations
@@ -150,7 +151,7 @@ def heldout_results():
 @pytest.mark.slow
 def test_default_family_targets(default_results):
     """Tuned on this family (other seeds): purity target and margins over photutils
-    (measured: colour 0.800 / 0.972 / 0.527 completeness / purity / resolved,
+    (measured: colour 0.818 / 0.964 / 0.553 completeness / purity / resolved,
     photutils 0.641 / 0.996 / 0.247)."""
     _report("default", default_results)
     ph, ws, co = (default_results[m] for m in ("photutils", "watershed", "colour"))
@@ -172,15 +173,15 @@ def test_default_family_resolved_target(default_results):
 
 @pytest.mark.slow
 def test_heldout_family(heldout_results):
-    """Never tuned on (measured: colour 0.738 / 0.988 / 0.425 completeness / purity /
-    resolved, photutils 0.623 / 1.000 / 0.212; over detectable sources 0.840 against
+    """Never tuned on (measured: colour 0.747 / 0.982 / 0.444 completeness / purity /
+    resolved, photutils 0.623 / 1.000 / 0.212; over detectable sources 0.850 against
     0.705): asserted with a margin below what was measured."""
     _report("heldout", heldout_results)
     ph, co = heldout_results["photutils"], heldout_results["colour"]
     assert co["completeness"] >= ph["completeness"] + 0.06
     assert co["completeness_detectable"] >= ph["completeness_detectable"] + 0.10
     assert 0.8 <= co["detectable"] < 0.95          # the family holds undetectable sources
-    assert co["resolved"] >= 1.5 * ph["resolved"]
+    assert co["resolved"] >= 1.8 * ph["resolved"]
     assert co["purity"] >= 0.95
     assert co["isolated"] >= 0.95
 
