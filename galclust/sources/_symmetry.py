@@ -207,7 +207,7 @@ def _symmetry_split(inside, cube, coef, var, c, *, npixels, min_chi2, min_dist,
     img64 = np.ascontiguousarray(img, dtype=np.float64)
     starts = [np.asarray(c, float)]
     peak = _peak_centre(cube, var, inside)
-    if np.hypot(*(peak - starts[0])) > 0.1:     # nearer, it would repeat the first fit
+    if np.hypot(*(peak - starts[0])) > 0.1:     # closer starts gave the same fits (tuning)
         starts.append(peak)
     fits = []
     for c_s in starts:
