@@ -92,9 +92,9 @@ def _centre(coef, cube, var, inside, c0=None):
     return c if np.hypot(*(c - c0)) <= 2.5 else np.asarray(c0, float)
 
 
-def _peak_centre(cube, var, inside):
-    """Sub-pixel peak of the S/N-weighted stack inside the fragment (a parabola per axis)."""
-    w = 1.0 / np.sqrt(np.maximum(var.mean(axis=(1, 2)), 1e-300))
+def _peak_centre(cube, w, inside):
+    """Sub-pixel peak of the stack ``sum_b w_b cube_b`` inside the fragment (a parabola per
+    axis); ``w`` are the per-band weights (1 / sigma) of the symmetry fit."""
     st = np.where(inside, (cube * w[:, None, None]).sum(0), -np.inf)
     y, x = np.unravel_index(np.argmax(st), st.shape)
     c = np.array([y, x], float)
@@ -206,7 +206,7 @@ def _symmetry_split(inside, cube, coef, var, c, *, npixels, min_chi2, min_dist,
     sp_coef, (sp_nb, sp_h, sp_w, sp_pad) = coef
     img64 = np.ascontiguousarray(img, dtype=np.float64)
     starts = [np.asarray(c, float)]
-    peak = _peak_centre(cube, var, inside)
+    peak = _peak_centre(cube, w, inside)
     if np.hypot(*(peak - starts[0])) > 0.1:     # closer starts gave the same fits (tuning)
         starts.append(peak)
     fits = []

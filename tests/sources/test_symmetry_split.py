@@ -30,7 +30,7 @@ def test_the_peak_start_finds_companions_the_fitted_centre_hides(monkeypatch):
     assert all(s.meta["n_sources"] == 2 for s in scenes)
     assert all(_resolved(scenes))
     # the same fits started from the fitted centre only (no second start)
-    monkeypatch.setattr(symmetry, "_peak_centre", lambda cube, var, inside: np.full(2, np.nan))
+    monkeypatch.setattr(symmetry, "_peak_centre", lambda cube, w, inside: np.full(2, np.nan))
     assert not any(_resolved(scenes))
 
 
@@ -38,10 +38,10 @@ def test_peak_centre_is_the_sub_pixel_maximum():
     yy, xx = np.mgrid[:21, :23].astype(float)
     cube = np.stack([a * np.exp(-0.5 * ((yy - 9.3) ** 2 + (xx - 12.6) ** 2) / 2.0**2)
                      for a in (1.0, 3.0)])
-    var = np.stack([np.full(yy.shape, 1.0), np.full(yy.shape, 4.0)])
-    c = symmetry._peak_centre(cube, var, np.ones(yy.shape, bool))
+    w = np.array([1.0, 0.5])                           # 1 / sigma of the two bands
+    c = symmetry._peak_centre(cube, w, np.ones(yy.shape, bool))
     np.testing.assert_allclose(c, [9.3, 12.6], atol=0.05)
     # only the fragment's pixels count
     inside = xx < 10
-    c = symmetry._peak_centre(cube, var, inside)
+    c = symmetry._peak_centre(cube, w, inside)
     assert c[1] <= 9.5 and abs(c[0] - 9.3) < 0.1
