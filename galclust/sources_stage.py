@@ -58,8 +58,9 @@ INGEST_DETECTION = "detection"
 #: Version of the detection method, part of the stage's checkpoint key: raising it when the
 #: deblender changes what it returns for the same options makes a stored detection be
 #: recomputed once, not reused (2: the colour deblender's area rule when merging, and its
-#: symmetry split's second start and template region).
-DETECT_VERSION = 2
+#: symmetry split's second start and template region; 3: a symmetry fit whose companion
+#: ends on its centre no longer displaces the other start's fit).
+DETECT_VERSION = 3
 
 
 def _bands(cube: Any) -> dict[str, str]:

@@ -107,6 +107,12 @@ def _peak_centre(cube, w, inside):
     return c
 
 
+def _off_centre(x, min_dist):
+    """Whether a fit ``(cy, cx, py, px, log width)`` put its companion ``min_dist`` or more
+    from its centre of symmetry."""
+    return bool(np.hypot(x[2] - x[0], x[3] - x[1]) >= min_dist)
+
+
 def _symmetry_split(inside, cube, coef, var, c, *, npixels, min_chi2, min_dist,
                     kernel_sigma, other=None, raw=None, refs=None, colour_chi2=4.0,
                     colour_min=0.1, comp_sigma=2.0, depth_min=1.5, dominance=1 / 3,
@@ -144,7 +150,10 @@ def _symmetry_split(inside, cube, coef, var, c, *, npixels, min_chi2, min_dist,
     The search starts from ``c`` and from the peak of the stacked light
     (:func:`_peak_centre`, when more than 0.1 pixel from ``c``; ``c`` is
     pulled towards a companion, which makes the pair look symmetric), and
-    the fit of lower cost is kept.
+    the fit of lower cost is kept among those whose companion ends
+    ``min_dist`` or more from their centre (a companion fitted onto the
+    centre is no companion; it would otherwise displace the other start's
+    fit that found one).
 
     The companion's pixels are those, connected to ``p``, where the image in
     excess of the host's symmetric template ``max(0, min(I(x), I(2c - x)))``
@@ -242,7 +251,10 @@ def _symmetry_split(inside, cube, coef, var, c, *, npixels, min_chi2, min_dist,
             x = x0                     # the search ran off: keep its start
         cost = _companion_cost(sp_coef, sp_nb, sp_h, sp_w, sp_pad, img64, gyf, gxf, w, x,
                                float(comp_sigma))
-        fits.append((cost, len(fits), x))
+        # a fit that put its companion on the centre (closer than min_dist) found none, and
+        # must not win against the other start's fit that did
+        if _off_centre(x, min_dist):
+            fits.append((cost, len(fits), x))
     if not fits:
         return None
     x = min(fits)[2]                   # the lower cost; ties keep the first start

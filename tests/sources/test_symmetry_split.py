@@ -1,6 +1,7 @@
 """The symmetry split's two starts: the best-fitting centre of symmetry of a blended pair lies
 between the two sources (the pair is nearly symmetric about a point between them), which
-hides the companion; starting the fit from the stacked light's peak as well finds it.
+hides the companion; starting the fit from the stacked light's peak as well finds it. A
+start whose companion ends on the centre found none, and must not win over one that did.
 
 The scenes are the default blend family's pairs (seed 3, not one of the seeds any setting
 was chosen on) in which the second start decides; the family-wide effect is in
@@ -18,6 +19,9 @@ from galclust.synth.blends import make_blend_scenes, score_detection
 #: pairs of make_blend_scenes(60, family="default", random_state=3): separations 0.5-1.2
 #: reference FWHM, flux ratios 1.3-7.5
 SCENES = (2, 8, 27, 59)
+#: triplets of the same scenes (closest separations 0.57-0.65 reference FWHM) in which the
+#: lower-cost fit put its companion on the centre while the other start's found one
+ON_CENTRE_SCENES = (19, 28)
 
 
 def _resolved(scenes):
@@ -31,6 +35,19 @@ def test_the_peak_start_finds_companions_the_fitted_centre_hides(monkeypatch):
     assert all(_resolved(scenes))
     # the same fits started from the fitted centre only (no second start)
     monkeypatch.setattr(symmetry, "_peak_centre", lambda cube, w, inside: np.full(2, np.nan))
+    assert not any(_resolved(scenes))
+
+
+def test_a_companion_fitted_onto_the_centre_does_not_displace_one_found(monkeypatch):
+    scenes = [make_blend_scenes(60, family="default", random_state=3)[i]
+              for i in ON_CENTRE_SCENES]
+    assert all(s.meta["n_sources"] == 3 for s in scenes)
+    # the rule itself: (cy, cx, py, px, log width)
+    assert symmetry._off_centre(np.array([10.0, 10.0, 10.6, 10.8, 0.0]), 1.0)
+    assert not symmetry._off_centre(np.array([10.0, 10.0, 10.5, 10.5, 0.0]), 1.0)
+    assert all(_resolved(scenes))
+    # every fit counts, whatever the distance of its companion from its centre
+    monkeypatch.setattr(symmetry, "_off_centre", lambda x, min_dist: True)
     assert not any(_resolved(scenes))
 
 
