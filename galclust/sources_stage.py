@@ -46,6 +46,7 @@ from galclust.products import (
     STAMPS,
 )
 from galclust.sky import pixel_to_sky
+from galclust.sources.defaults import DETECT_VERSION
 from galclust.store.results import RunWriter
 
 __all__ = ["detect_survey", "plan_detect", "plan_morphology", "run_detect_stage",
@@ -55,12 +56,6 @@ log = logging.getLogger(__name__)
 
 #: The cube attribute recording a detection made at ingest (its options and counts).
 INGEST_DETECTION = "detection"
-#: Version of the detection method, part of the stage's checkpoint key: raising it when the
-#: deblender changes what it returns for the same options makes a stored detection be
-#: recomputed once, not reused (2: the colour deblender's area rule when merging, and its
-#: symmetry split's second start and template region; 3: a symmetry fit whose companion
-#: ends on its centre no longer displaces the other start's fit).
-DETECT_VERSION = 3
 
 
 def _bands(cube: Any) -> dict[str, str]:
@@ -68,12 +63,15 @@ def _bands(cube: Any) -> dict[str, str]:
 
 
 def plan_detect(inputs: Any, options: DetectOptions) -> StagePlan:
-    """Skip (the cube's catalog is this detection), reuse, or compute."""
+    """Skip (the cube's catalog is this detection: same options, same method version),
+    reuse, or compute."""
     made = inputs.cube.attrs.get(INGEST_DETECTION)
-    if made and made.get("options") == options.kwargs() | {"halo": options.halo}:
+    if (made and made.get("options") == options.kwargs() | {"halo": options.halo}
+            and made.get("version") == DETECT_VERSION):
         return StagePlan("detect", "", "skip", reason=(
             "the cube's segmentation map and catalog are this detection (made at ingest "
-            "with the same options): the other stages use them as the sources"))
+            "with the same options and method version): the other stages use them as the "
+            "sources"))
     key = _key("detect", _bands(inputs.cube), options.kwargs(), options.halo, DETECT_VERSION)
     cp = find_checkpoint(inputs.results, "detect", key)
     return StagePlan("detect", key, "reuse" if cp else "compute", cp)

@@ -16,3 +16,10 @@ HALO = 64
 LEVELS = ("galaxies", "detections", "clusters")
 #: Pixels read around each segment for morphology.
 MARGIN = 16
+#: Version of the detection method: part of the key of every stored detection (the
+#: ``detect`` stage's checkpoint and the part of a cube an ingest detects), so raising it
+#: when the deblender returns something else for the same options makes a stored
+#: detection be redone once, not reused (2: the colour deblender's area rule when merging,
+#: and its symmetry split's second start and template region; 3: a symmetry fit whose
+#: companion ends on its centre no longer displaces the other start's fit).
+DETECT_VERSION = 3

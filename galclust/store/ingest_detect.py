@@ -34,6 +34,7 @@ import xarray as xr
 import xxhash
 
 from galclust.config import Manifest
+from galclust.sources.defaults import DETECT_VERSION
 from galclust.store.cube import _open_group, _quiet_zarr, _zarr_store
 from galclust.store.fits import CHECKSUM
 from galclust.store.segmaps import ZarrSegTarget
@@ -88,10 +89,12 @@ def detected_inputs(part: str) -> dict[str, dict[str, Any]]:
 
 def detect_part(band_keys: Sequence[str], manifest: Manifest) -> str:
     """The key of the detection's part of the store (``seg`` and the catalog): the
-    bands' input keys and the ``[detection]`` options, defaults filled in."""
+    bands' input keys, the ``[detection]`` options (defaults filled in) and the
+    detection method's version (a newer deblender redoes a stored detection)."""
     options = manifest.detect_options
     blob = json.dumps({"bands": list(band_keys),
-                       "options": {**options.kwargs(), "halo": options.halo}}, sort_keys=True)
+                       "options": {**options.kwargs(), "halo": options.halo},
+                       "version": DETECT_VERSION}, sort_keys=True)
     return f"detect:{xxhash.xxh3_128_hexdigest(blob.encode())}"
 
 
@@ -178,7 +181,8 @@ def detect_into_cube(store: str, options: Any, *, client: Any = None,
     Returns
     -------
     dict
-        ``options`` (with ``halo``), ``n_sources``, ``tiles``, ``unmatched_pixels``
+        ``options`` (with ``halo``), ``version`` (of the detection method),
+        ``n_sources``, ``tiles``, ``unmatched_pixels``
         (from :func:`~galclust.sources.survey.detect_cube`), ``n_segments``
         (ids in the written ``seg``) and ``ids_not_in_catalog`` (0 unless the
         map and the table disagree).
@@ -211,6 +215,6 @@ def detect_into_cube(store: str, options: Any, *, client: Any = None,
                     len(missing), missing[:5].tolist())
     log.info("detection in %s: %d sources on %d tiles", store, len(catalog), info["tiles"])
     return {"options": {**options.kwargs(), "halo": options.halo},
-            "n_sources": len(catalog), "tiles": int(info["tiles"]),
+            "version": DETECT_VERSION, "n_sources": len(catalog), "tiles": int(info["tiles"]),
             "unmatched_pixels": int(info["unmatched_pixels"]),
             "n_segments": len(ids), "ids_not_in_catalog": len(missing)}

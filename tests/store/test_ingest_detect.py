@@ -235,6 +235,31 @@ def test_reingest_writes_nothing_and_ids_are_stable(survey, ingested):
     pd.testing.assert_frame_equal(open_catalog(store), cat)
 
 
+def test_a_detection_by_another_method_version_is_redone(survey, ingested, tmp_path,
+                                                        monkeypatch):
+    import galclust.sources_stage as sources_stage
+    import galclust.store.ingest_detect as ingest_detect
+    from galclust.stages import execute
+
+    store = str(tmp_path / "field.zarr")
+    shutil.copytree(ingested[0], store)
+    seg = galclust.open_cube(store)["seg"].values
+    # the detect stage uses the detection ingest made with the same options and version
+    plan = execute(store, stages=["detect"]).stages["detect"]
+    assert plan["action"] == "skip" and "method version" in plan["reason"]
+    version = ingest_detect.DETECT_VERSION
+    monkeypatch.setattr(sources_stage, "DETECT_VERSION", version + 1)
+    monkeypatch.setattr(ingest_detect, "DETECT_VERSION", version + 1)
+    # a newer deblender: the stage no longer takes the stored detection for its own ...
+    assert execute(store, stages=["detect"]).stages["detect"]["action"] == "compute"
+    # ... and a re-ingest redoes the detection alone, recording the version
+    cube, rep = galclust.ingest(survey.detect_manifest, store, report=True)
+    assert rep.detected and rep.bands_written == []
+    assert cube.attrs["detection"]["version"] == version + 1
+    np.testing.assert_array_equal(cube["seg"].values, seg)  # same pixels, same method here
+    assert execute(store, stages=["detect"]).stages["detect"]["action"] == "skip"
+
+
 # --------------------------------------------------------------------------- noise
 def test_estimated_errors_are_the_true_noise(survey, ingested):
     _, cube, _ = ingested
