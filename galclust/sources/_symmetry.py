@@ -116,7 +116,7 @@ def _off_centre(x, min_dist):
 def _symmetry_split(inside, cube, coef, var, c, *, npixels, min_chi2, min_dist,
                     kernel_sigma, other=None, raw=None, refs=None, colour_chi2=4.0,
                     colour_min=0.1, comp_sigma=2.0, depth_min=1.5, dominance=1 / 3,
-                    prescreen=1.5):
+                    prescreen=1.0):
     """Split off a companion the fragment's point-symmetric model leaves, or return None.
 
     Model: ``I_b = T_b + alpha_b G(x - p)`` with ``T`` point-symmetric about
@@ -138,7 +138,8 @@ def _symmetry_split(inside, cube, coef, var, c, *, npixels, min_chi2, min_dist,
     ``kernel_sigma``), so a neighbour of another colour counts in the bands
     where it stands out. Accepted when it reaches ``min_chi2`` (and
     ``prescreen * min_chi2`` at the best candidate pixel before the
-    refinement), ``p`` lies ``min_dist`` pixels or more from ``c`` and
+    refinement, which only raises it: a prescreen above the acceptance
+    threshold rejected faint companions the refined fit accepts), ``p`` lies ``min_dist`` pixels or more from ``c`` and
     ``depth_min`` pixels inside the fragment (a neighbour's wing rises to
     the border). When the fragment has neighbours, ``cube`` is the image
     minus their templates and the companion must also reach ``min_chi2`` on

@@ -21,5 +21,6 @@ MARGIN = 16
 #: when the deblender returns something else for the same options makes a stored
 #: detection be redone once, not reused (2: the colour deblender's area rule when merging,
 #: and its symmetry split's second start and template region; 3: a symmetry fit whose
-#: companion ends on its centre no longer displaces the other start's fit).
+#: companion ends on its centre no longer displaces the other start's fit, and the
+#: companion search's prescreen is its acceptance threshold).
 DETECT_VERSION = 3
