@@ -138,10 +138,10 @@ def _symmetry_split(inside, cube, coef, var, c, *, npixels, min_chi2, min_dist,
     ``kernel_sigma``), so a neighbour of another colour counts in the bands
     where it stands out. Accepted when it reaches ``min_chi2`` (and
     ``prescreen * min_chi2`` at the best candidate pixel before the
-    refinement, which only raises it: a prescreen above the acceptance
-    threshold rejected faint companions the refined fit accepts), ``p`` lies ``min_dist`` pixels or more from ``c`` and
-    ``depth_min`` pixels inside the fragment (a neighbour's wing rises to
-    the border). When the fragment has neighbours, ``cube`` is the image
+    refinement, which usually raises it: a prescreen above the acceptance
+    threshold rejected faint companions the refined fit accepts), ``p``
+    lies ``min_dist`` pixels or more from ``c`` and ``depth_min`` pixels
+    inside the fragment (a neighbour's wing rises to the border). When the fragment has neighbours, ``cube`` is the image
     minus their templates and the companion must also reach ``min_chi2`` on
     the image before that subtraction (``raw``: cube and coefficients) and
     its SED must differ (``colour_chi2``, ``colour_min``, as for fragments)
