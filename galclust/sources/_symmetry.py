@@ -141,9 +141,10 @@ def _symmetry_split(inside, cube, coef, var, c, *, npixels, min_chi2, min_dist,
     refinement, which usually raises it: a prescreen above the acceptance
     threshold rejected faint companions the refined fit accepts), ``p``
     lies ``min_dist`` pixels or more from ``c`` and ``depth_min`` pixels
-    inside the fragment (a neighbour's wing rises to the border). When the fragment has neighbours, ``cube`` is the image
-    minus their templates and the companion must also reach ``min_chi2`` on
-    the image before that subtraction (``raw``: cube and coefficients) and
+    inside the fragment (a neighbour's wing rises to the border). When the
+    fragment has neighbours, ``cube`` is the image minus their templates and
+    the companion must also reach ``min_chi2`` on the image before that
+    subtraction (``raw``: cube and coefficients) and
     its SED must differ (``colour_chi2``, ``colour_min``, as for fragments)
     from every fragment's SED in ``refs``: an imperfect removal of a
     neighbour leaves a residual of its and the host's colours.
@@ -285,7 +286,7 @@ def _symmetry_split(inside, cube, coef, var, c, *, npixels, min_chi2, min_dist,
             chi_c = (dn**2 / (e_c**2 + 1e-30)).sum() / max(nb - 1, 1)
             if chi_c < colour_chi2 or np.abs(dn).sum() < colour_min:
                 return None
-    if chi < min_chi2 or np.hypot(*(p - c)) < min_dist:
+    if chi < min_chi2:             # (every kept fit is off-centre: _off_centre)
         return None
     pi = np.round(p).astype(int)
     if not (0 <= pi[0] < h and 0 <= pi[1] < wd) or not inside[pi[0], pi[1]]:
