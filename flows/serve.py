@@ -310,9 +310,64 @@ def serve_deployment(deployment: Any, *, run_now: bool = False, limit: int = 1) 
         with get_client(sync_client=True) as client:
             run = client.create_flow_run_from_deployment(deployment_id)
         print(f"run now      flow run {run.name} ({run.id})", flush=True)
-    print(f"serving; stop with Ctrl-C (deployment id {deployment_id})", flush=True)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(runner.start())
+        asyncio.run(_serve_until_signalled(
+            runner, f"serving; stop with Ctrl-C (deployment id {deployment_id})"))
+
+
+async def _serve_until_signalled(runner: Any, announce: str) -> None:
+    """Run ``runner`` until SIGTERM or SIGINT, then stop it in order.
+
+    ``Runner.start`` installs a SIGTERM handler that raises ``SystemExit`` from
+    inside the event loop; the loop then unwinds by cancellation, which can cut
+    short the runner's exit, where it pauses the schedule, and prints
+    tracebacks. Here both signals, from before the runner starts until it has
+    stopped, only ask the loop to stop it: the first signal makes it stop once
+    started (its exit pauses the schedule and ``start`` returns); a second
+    cancels it outright. ``announce`` is printed once they are in place.
+    """
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    stop_wanted = asyncio.Event()
+    signals = 0
+    task: asyncio.Future[Any] | None = None
+
+    def on_signal() -> None:  # in the loop
+        nonlocal signals
+        signals += 1
+        if signals == 1:
+            stop_wanted.set()
+        elif task is not None:
+            task.cancel()
+
+    def handler(signum: int, frame: Any) -> None:  # between two bytecodes of the main thread
+        loop.call_soon_threadsafe(on_signal)
+
+    async def stop_when_asked() -> None:
+        await stop_wanted.wait()
+        while not runner.started and not task.done():
+            await asyncio.sleep(0.05)
+        if not task.done():
+            await runner.astop()
+
+    main = threading.current_thread() is threading.main_thread()
+    previous: dict[int, Any] = {}
+    if main:
+        previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+        runner.handle_sigterm = handler  # what Runner.start installs for SIGTERM
+    print(announce, flush=True)
+    task = asyncio.ensure_future(runner.start())
+    stopper = asyncio.ensure_future(stop_when_asked())
+    try:
+        await task
+    except asyncio.CancelledError:
+        if signals < 2:
+            raise
+    finally:
+        stopper.cancel()
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 class _SigtermExit:
@@ -366,34 +421,40 @@ def run_service(deployment: Any, *, run_now: bool = False, prefect_port: int = 4
     Against the Prefect server of ``PREFECT_API_URL`` if set, else against a
     local one started here (:func:`local_prefect_server`) and stopped after.
     """
-    api_url = os.environ.get("PREFECT_API_URL")
-    if api_url:
-        print(describe_deployment(deployment, api_url=api_url), flush=True)
-        serve_deployment(deployment, run_now=run_now)
-        return
+    stopper = _SigtermExit()  # until the runner serves, SIGTERM exits at once, quietly
+    if threading.current_thread() is threading.main_thread():
+        stopper.install()
+    try:
+        api_url = os.environ.get("PREFECT_API_URL")
+        if api_url:
+            print(describe_deployment(deployment, api_url=api_url), flush=True)
+            serve_deployment(deployment, run_now=run_now)
+        else:
+            _serve_with_local_server(deployment, run_now=run_now, port=prefect_port,
+                                     stopper=stopper)
+    finally:
+        stopper.unwinding()
+        stopper.restore()
+
+
+def _serve_with_local_server(deployment: Any, *, run_now: bool, port: int,
+                             stopper: _SigtermExit) -> None:
     from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
 
     home = str(PREFECT_HOME.value())
     os.makedirs(home, exist_ok=True)
-    stopper = _SigtermExit()
-    if threading.current_thread() is threading.main_thread():  # stop the server on SIGTERM
-        stopper.install()  # (the runner adds its own while it serves)
-    print(f"no PREFECT_API_URL: starting a local Prefect server on 127.0.0.1:{prefect_port} "
+    print(f"no PREFECT_API_URL: starting a local Prefect server on 127.0.0.1:{port} "
           f"(database in {home})", flush=True)
-    try:
-        # on_stop: the resends end before the server's shutdown, not during it
-        with local_prefect_server(port=prefect_port, on_stop=stopper.unwinding,
-                                  log_path=os.path.join(home, "galclust-server.log")) as url:
-            os.environ["PREFECT_API_URL"] = url  # for the runner's flow-run processes
-            try:
-                with temporary_settings({PREFECT_API_URL: url}):
-                    print(describe_deployment(deployment, api_url=url), flush=True)
-                    serve_deployment(deployment, run_now=run_now)
-            finally:
-                os.environ.pop("PREFECT_API_URL", None)
-    finally:
-        stopper.unwinding()
-        stopper.restore()
+    # on_stop: the resends end before the server's shutdown, not during it
+    with local_prefect_server(port=port, on_stop=stopper.unwinding,
+                              log_path=os.path.join(home, "galclust-server.log")) as url:
+        os.environ["PREFECT_API_URL"] = url  # for the runner's flow-run processes
+        try:
+            with temporary_settings({PREFECT_API_URL: url}):
+                print(describe_deployment(deployment, api_url=url), flush=True)
+                serve_deployment(deployment, run_now=run_now)
+        finally:
+            os.environ.pop("PREFECT_API_URL", None)
 
 
 # --------------------------------------------------------------------------- command line

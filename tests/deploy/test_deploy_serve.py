@@ -101,8 +101,36 @@ def test_serve_registers_the_schedule_and_runs_a_triggered_night(prefect_server,
     finally:
         status = stop(proc)  # SIGTERM, as systemd or docker stop would
     assert status == 0, tail(log)
+    # it stops in order: no exception unwinds the event loop on the way out
+    assert "Traceback" not in log.read_text(), tail(log)
     with api(prefect_server.url) as client:
         assert _deployment(client).paused  # a stopped service pauses its schedule
+
+
+def test_serve_stopped_as_it_starts_still_pauses_its_schedule(prefect_server, tmp_path):
+    """SIGTERM and Ctrl-C while the runner is still starting: it stops in order."""
+    import signal
+
+    survey = make_survey(tmp_path / "survey", shape=(128, 128), seed=3,
+                         bands={"F150W": 1.501, "F444W": 4.402})
+    for sig, name in ((signal.SIGTERM, "stop-term"), (signal.SIGINT, "stop-int")):
+        log = tmp_path / f"{name}.log"
+        with open(log, "wb") as out:
+            proc = subprocess.Popen(
+                galclust_command("serve", survey.manifest_path, "--store",
+                                 str(tmp_path / f"{name}.zarr"), "--name", name),
+                env=_serve_env(tmp_path / f"{name}-home", PREFECT_API_URL=prefect_server.url),
+                stdout=out, stderr=subprocess.STDOUT)
+        try:  # the signal comes the moment the service says it serves
+            wait_for(lambda log=log: "serving; stop with" in log.read_text()
+                     or proc.poll() is not None, timeout=240, interval=0.05, log=log,
+                     what="the service to start serving")
+        finally:
+            status = stop(proc, sig=sig)
+        assert status == 0, tail(log)
+        assert "Traceback" not in log.read_text(), tail(log)
+        with api(prefect_server.url) as client:
+            assert _deployment(client, f"galclust-nightly/{name}").paused, tail(log)
 
 
 def test_the_server_plans_the_nights_of_the_schedule(prefect_server, tmp_path):
@@ -171,4 +199,5 @@ def test_serve_without_a_server_starts_its_own(tmp_path):
     finally:
         status = stop(proc)
     assert status == 0, tail(log)
+    assert "Traceback" not in log.read_text(), tail(log)
     assert not health(url)  # the server it started is gone with it
