@@ -414,7 +414,10 @@ def emission_regions(sci, err, wavelength, band, *, reference=None, z=None,
         if r == m:
             raise InputError(f"reference={reference!r} is the medium band itself; pass a "
                              "continuum band (or reference=None)")
-    excess, excess_err = excess_map(np.nan_to_num(sci), np.nan_to_num(err, nan=1.0), coef)
+    # non-finite pixels are ``bad`` (set to NaN below); finite stand-ins keep the
+    # sums from overflowing (nan_to_num's default turns inf into the float maximum)
+    excess, excess_err = excess_map(np.nan_to_num(sci, nan=0.0, posinf=0.0, neginf=0.0),
+                                    np.nan_to_num(err, nan=1.0, posinf=1.0, neginf=1.0), coef)
     excess[bad] = np.nan
     excess_err[bad] = np.nan
 

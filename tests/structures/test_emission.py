@@ -12,6 +12,7 @@ that were not looked at then.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -207,6 +208,24 @@ def test_continuum_and_error_propagation():
     resid = r.excess - np.median(r.excess)
     sky = r.host == 0
     assert abs(np.std(resid[sky]) / r.excess_err[sky].mean() - 1) < 0.1
+
+
+def test_pixels_without_data_are_blank_and_warn_nothing():
+    # an uncovered pixel (infinite error, NaN flux) is NaN in the maps; the other
+    # pixels are exactly as without it, and no overflow warning reaches the user
+    g = make_emission_galaxy(extended=False, nuclear=False, random_state=5)
+    ref = run(g, calibrate_noise=False)
+    sci, err = g.sci.copy(), g.err.copy()
+    sci[:, 2, 3], err[:, 2, 3] = np.nan, np.inf
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        r = emission_regions(sci, err, g.wavelength, None, z=g.meta["z"], bands=g.bands,
+                             psf_fwhm=g.meta["psf_fwhm"], n_resample=0, calibrate_noise=False)
+    assert np.isnan(r.excess[2, 3]) and np.isnan(r.excess_err[2, 3])
+    keep = np.ones(sci.shape[1:], bool)
+    keep[2, 3] = False
+    np.testing.assert_allclose(r.excess[keep], ref.excess[keep])
+    np.testing.assert_allclose(r.excess_err[keep], ref.excess_err[keep])
 
 
 def test_power_law_continuum_leaves_small_residual():
