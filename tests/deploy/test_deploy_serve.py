@@ -122,7 +122,7 @@ def test_serve_stopped_as_it_starts_still_pauses_its_schedule(prefect_server, tm
                 env=_serve_env(tmp_path / f"{name}-home", PREFECT_API_URL=prefect_server.url),
                 stdout=out, stderr=subprocess.STDOUT)
         try:  # the signal comes the moment the service says it serves
-            wait_for(lambda log=log: "serving; stop with" in log.read_text()
+            wait_for(lambda log=log, proc=proc: "serving; stop with" in log.read_text()
                      or proc.poll() is not None, timeout=240, interval=0.05, log=log,
                      what="the service to start serving")
         finally:
