@@ -60,7 +60,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def add_nightly_parser(sub: Any) -> None:
     p = sub.add_parser(
-        "nightly", help="ingest -> pixels -> flags -> publish, redoing only what changed",
+        "nightly", help="ingest -> every stage -> publish, redoing only what changed",
         description="Run the nightly reprocessing once: ingest the survey (unchanged bands "
         "are not rewritten), run every stage (reusing the last run's results where inputs "
         "and options are unchanged; a stage that cannot apply is skipped with its reason), "

@@ -509,8 +509,8 @@ def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``serve`` sub-command to the ``galclust`` parser's sub-parsers."""
     p = subparsers.add_parser(
         "serve", help="run the nightly reprocessing as a scheduled service",
-        description="Serve the nightly deployment (ingest -> pixel clustering -> catalog "
-        "flags -> publish) with Prefect on this machine: runs start on the cron schedule "
+        description="Serve the nightly deployment (ingest -> every stage, from detection "
+        "to classification -> publish) with Prefect on this machine: runs start on the cron schedule "
         "and whenever triggered from the Prefect UI/API. Uses the Prefect server named by "
         "PREFECT_API_URL, else starts a local one (database under PREFECT_HOME). The "
         "manifest, the stores and every option are checked before anything is scheduled.",

@@ -207,8 +207,10 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the library's commands (``flows.cli`` adds the Prefect ones)."""
     parser = argparse.ArgumentParser(
         prog="galclust",
-        description="Survey-scale pixel-SED clustering and spurious-source flagging for "
-                    "multi-band galaxy imaging (JWST/HST mosaics).",
+        description="Survey-scale analysis of multi-band galaxy imaging (JWST/HST "
+                    "mosaics): detection and deblending, pixel-SED clustering, morphology, "
+                    "density structures, emission-line regions, spurious-source flags and "
+                    "classification, published as queryable runs.",
         epilog="Store URLs are local folders or s3://bucket/prefix; S3 endpoint and "
                "credentials come from the standard AWS environment variables.",
     )
