@@ -9,7 +9,7 @@ import textwrap
 
 CHILD = textwrap.dedent("""
     import sys, time, weakref
-    from flows.serve import _SigtermExit
+    from flows.service import _SigtermExit
 
     stopper = _SigtermExit(retry=0.3)
     stopper.install()
@@ -55,7 +55,7 @@ def test_sigterm_swallowed_in_a_weakref_callback_is_sent_again(tmp_path):
 
 
 def test_the_previous_sigterm_handler_comes_back_after_serving():
-    from flows.serve import _SigtermExit
+    from flows.service import _SigtermExit
 
     def before(signum, frame):
         pass
