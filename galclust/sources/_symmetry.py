@@ -116,7 +116,7 @@ def _off_centre(x, min_dist):
 def _symmetry_split(inside, cube, coef, var, c, *, npixels, min_chi2, min_dist,
                     kernel_sigma, other=None, raw=None, refs=None, colour_chi2=4.0,
                     colour_min=0.1, comp_sigma=2.0, depth_min=1.5, dominance=1 / 3,
-                    prescreen=1.0):
+                    prescreen=1.0, ref_templates=None, ref_level=1.0):
     """Split off a companion the fragment's point-symmetric model leaves, or return None.
 
     Model: ``I_b = T_b + alpha_b G(x - p)`` with ``T`` point-symmetric about
@@ -146,8 +146,12 @@ def _symmetry_split(inside, cube, coef, var, c, *, npixels, min_chi2, min_dist,
     the companion must also reach ``min_chi2`` on the image before that
     subtraction (``raw``: cube and coefficients) and
     its SED must differ (``colour_chi2``, ``colour_min``, as for fragments)
-    from every fragment's SED in ``refs``: an imperfect removal of a
-    neighbour leaves a residual of its and the host's colours.
+    from the SED in ``refs`` of every fragment whose symmetric template
+    (``ref_templates``) at ``p`` carries more than ``ref_level`` times the
+    companion's fitted amplitude (both S/N-weighted over bands): an
+    imperfect removal of a neighbour leaves a residual of its and the host's
+    colours, but only a fraction of that fragment's light there, so a
+    companion brighter than it is not such a residual, whatever its colour.
 
     The search starts from ``c`` and from the peak of the stacked light
     (:func:`_peak_centre`, when more than 0.1 pixel from ``c``; ``c`` is
@@ -281,7 +285,14 @@ def _symmetry_split(inside, cube, coef, var, c, *, npixels, min_chi2, min_dist,
             return None
         n_c = alpha / tot_a
         e_c = np.sqrt(sd**2 + n_c**2 * (sd**2).sum()) / tot_a
-        for ref in refs:
+        check = np.ones(len(refs), bool)
+        if ref_templates is not None:
+            # only a fragment whose light at p outweighs the companion can leave it as a
+            # residual (a companion brighter than that light there is no part of it)
+            pi_ = np.clip(np.round(p).astype(int), 0, [h - 1, wd - 1])
+            there = (ref_templates[:, :, pi_[0], pi_[1]] * w[None]).sum(1)
+            check = there > ref_level * float((alpha * w).sum())
+        for ref in refs[check]:
             dn = n_c - ref
             chi_c = (dn**2 / (e_c**2 + 1e-30)).sum() / max(nb - 1, 1)
             if chi_c < colour_chi2 or np.abs(dn).sum() < colour_min:
@@ -363,6 +374,7 @@ def _symmetry_rounds(lab, sl, sci_s, var, *, npixels, min_chi2, min_dist, kernel
                                     other=(labp > 0) & (labp != f),
                                     raw=(cube, coef) if nf > 1 else None,
                                     refs=refs if nf > 1 else None,
+                                    ref_templates=tpl if nf > 1 else None,
                                     min_chi2=min_chi2, min_dist=min_dist,
                                     kernel_sigma=kernel_sigma)
             if parts is not None:

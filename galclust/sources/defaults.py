@@ -22,5 +22,6 @@ MARGIN = 16
 #: detection be redone once, not reused (2: the colour deblender's area rule when merging,
 #: and its symmetry split's second start and template region; 3: a symmetry fit whose
 #: companion ends on its centre no longer displaces the other start's fit, and the
-#: companion search's prescreen is its acceptance threshold).
-DETECT_VERSION = 3
+#: companion search's prescreen is its acceptance threshold; 4: a companion need differ in
+#: colour only from the fragments whose light at its position outweighs it).
+DETECT_VERSION = 4
