@@ -66,7 +66,8 @@ def local_prefect_server(*, port: int = 4200, host: str = "127.0.0.1",
     log = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
     proc = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start",
                              "--host", host, "--port", str(port)],
-                            env=env, stdout=log, stderr=subprocess.STDOUT)
+                            env=env, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)  # a terminal's Ctrl-C: ours to handle
     try:
         t0 = time.monotonic()
         while not _health(url):
@@ -158,12 +159,19 @@ async def _serve_until_signalled(runner: Any, announce: str) -> None:
         while not runner.started and not task.done():
             await asyncio.sleep(0.05)
         if not task.done():
-            await runner.astop()
+            try:
+                await runner.astop()
+            except Exception:
+                task.cancel()  # it cannot be stopped in order: stop it outright
+                raise
 
     main = threading.current_thread() is threading.main_thread()
     previous: dict[int, Any] = {}
     if main:
-        previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+        # (a SIGINT ignored by the parent, as under nohup, stays ignored)
+        sigs = [signal.SIGTERM] + ([signal.SIGINT] if signal.getsignal(signal.SIGINT)
+                                   is not signal.SIG_IGN else [])
+        previous = {sig: signal.signal(sig, handler) for sig in sigs}
         runner.handle_sigterm = handler  # what Runner.start installs for SIGTERM
     print(announce, flush=True)
     task = asyncio.ensure_future(runner.start())
@@ -174,6 +182,9 @@ async def _serve_until_signalled(runner: Any, announce: str) -> None:
         if signals < 2:
             raise
     finally:
+        if stopper.done() and not stopper.cancelled() and stopper.exception() is not None:
+            print(f"the runner did not stop in order: {stopper.exception()!r}",
+                  file=sys.stderr, flush=True)
         stopper.cancel()
         for sig, old in previous.items():
             signal.signal(sig, old)

@@ -424,10 +424,11 @@ def emission_regions(sci, err, wavelength, band, *, reference=None, z=None,
     d_eps, d_min = default_dbscan(psf_fwhm)
     eps = d_eps if eps is None else float(eps)
     min_samples = d_min if min_samples is None else int(min_samples)
-    ref = np.where(bad, np.nan, sci[r])
-    ref_err = np.where(bad, np.nan, err[r])
-    host, n_host, ref_factor = hosts(np.nan_to_num(ref), np.nan_to_num(ref_err, nan=1.0), bad,
-                                      psf_fwhm, min_samples, calibrate_noise)
+    bad_r = bad | ~(np.isfinite(sci[r]) & np.isfinite(err[r]))  # (a reference outside the fit)
+    ref = np.where(bad_r, np.nan, sci[r])
+    ref_err = np.where(bad_r, np.nan, err[r])
+    host, n_host, ref_factor = hosts(np.nan_to_num(ref), np.nan_to_num(ref_err, nan=1.0), bad_r,
+                                     psf_fwhm, min_samples, calibrate_noise)
     ref_err = ref_err * ref_factor
     snr, factor = detection_snr(np.nan_to_num(excess), np.nan_to_num(excess_err), bad,
                                 ~bad & (host == 0), psf_fwhm, scales, calibrate_noise)

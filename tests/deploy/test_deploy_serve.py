@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import datetime
 import os
+import signal
+import sqlite3
 import subprocess
 
 import pytest
@@ -99,18 +101,17 @@ def test_serve_registers_the_schedule_and_runs_a_triggered_night(prefect_server,
         assert "schedule     cron '0 3 * * *' (UTC)" in printed
         assert "next runs    " in printed and "03:00 UTC" in printed
     finally:
+        before = len(log.read_bytes())  # (the flow run's own output comes before)
         status = stop(proc)  # SIGTERM, as systemd or docker stop would
     assert status == 0, tail(log)
     # it stops in order: no exception unwinds the event loop on the way out
-    assert "Traceback" not in log.read_text(), tail(log)
+    assert b"Traceback" not in log.read_bytes()[before:], tail(log)
     with api(prefect_server.url) as client:
         assert _deployment(client).paused  # a stopped service pauses its schedule
 
 
 def test_serve_stopped_as_it_starts_still_pauses_its_schedule(prefect_server, tmp_path):
     """SIGTERM and Ctrl-C while the runner is still starting: it stops in order."""
-    import signal
-
     survey = make_survey(tmp_path / "survey", shape=(128, 128), seed=3,
                          bands={"F150W": 1.501, "F444W": 4.402})
     for sig, name in ((signal.SIGTERM, "stop-term"), (signal.SIGINT, "stop-int")):
@@ -181,7 +182,8 @@ def test_serve_without_a_server_starts_its_own(tmp_path):
             galclust_command("serve", survey.manifest_path, "--store",
                              str(tmp_path / "field.zarr"), "--cron", "15 4 * * *",
                              "--timezone", "Europe/Paris", "--prefect-port", str(port)),
-            env=_serve_env(home), stdout=out, stderr=subprocess.STDOUT)
+            env=_serve_env(home), stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True)  # its own process group, as a terminal gives it
     try:
         wait_for(lambda: health(url) or proc.poll() is not None, timeout=240, log=log,
                  what="the local Prefect server")
@@ -196,8 +198,15 @@ def test_serve_without_a_server_starts_its_own(tmp_path):
         printed = log.read_text()
         assert "starting a local Prefect server" in printed
         assert f"Prefect API  {url}" in printed
+        wait_for(lambda: "serving; stop with" in log.read_text(), timeout=120, log=log,
+                 what="the service to serve")
     finally:
+        if proc.poll() is None:  # Ctrl-C in its terminal: SIGINT to the whole group
+            os.killpg(proc.pid, signal.SIGINT)
         status = stop(proc)
     assert status == 0, tail(log)
     assert "Traceback" not in log.read_text(), tail(log)
     assert not health(url)  # the server it started is gone with it
+    # the server outlived the runner's stop: the schedule was paused in its database
+    with sqlite3.connect(home / "prefect.db") as db:
+        assert db.execute("select paused from deployment").fetchall() == [(1,)]

@@ -226,6 +226,16 @@ def test_pixels_without_data_are_blank_and_warn_nothing():
     keep[2, 3] = False
     np.testing.assert_allclose(r.excess[keep], ref.excess[keep])
     np.testing.assert_allclose(r.excess_err[keep], ref.excess_err[keep])
+    # the same in a reference band outside the continuum fit: no data there is no host
+    other = next(b for b in range(len(g.bands)) if b not in (ref.band, *ref.neighbours))
+    sci, err = g.sci.copy(), g.err.copy()
+    sci[other, 2, 3], err[other, 2, 3] = np.nan, np.inf
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        r = emission_regions(sci, err, g.wavelength, None, z=g.meta["z"], bands=g.bands,
+                             psf_fwhm=g.meta["psf_fwhm"], n_resample=0, calibrate_noise=False,
+                             reference=g.bands[other])
+    assert r.reference == other and r.host[2, 3] == 0
 
 
 def test_power_law_continuum_leaves_small_residual():
