@@ -8,6 +8,7 @@ LocalCluster, and the results store on disk.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 import signal
@@ -203,6 +204,9 @@ def test_serve_without_a_server_starts_its_own(tmp_path):
     finally:
         if proc.poll() is None:  # Ctrl-C in its terminal: SIGINT to the whole group
             os.killpg(proc.pid, signal.SIGINT)
+            # and nothing more while it stops: a second signal would stop it outright
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(120)
         status = stop(proc)
     assert status == 0, tail(log)
     assert "Traceback" not in log.read_text(), tail(log)
