@@ -224,7 +224,7 @@ def run_service(deployment: Any, *, run_now: bool = False, prefect_port: int = 4
         api_url = os.environ.get("PREFECT_API_URL")
         if api_url:
             print(describe_deployment(deployment, api_url=api_url), flush=True)
-            serve_deployment(deployment, run_now=run_now)
+            serve_deployment(deployment, run_now=run_now, hand_over=stopper.hand_over)
         else:
             _serve_with_local_server(deployment, run_now=run_now, port=prefect_port,
                                      stopper=stopper)
@@ -248,7 +248,7 @@ def _serve_with_local_server(deployment: Any, *, run_now: bool, port: int,
         try:
             with temporary_settings({PREFECT_API_URL: url}):
                 print(describe_deployment(deployment, api_url=url), flush=True)
-                serve_deployment(deployment, run_now=run_now)
+                serve_deployment(deployment, run_now=run_now, hand_over=stopper.hand_over)
         finally:
             os.environ.pop("PREFECT_API_URL", None)
 

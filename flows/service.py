@@ -93,7 +93,8 @@ def local_prefect_server(*, port: int = 4200, host: str = "127.0.0.1",
             log.close()
 
 
-def serve_deployment(deployment: Any, *, run_now: bool = False, limit: int = 1) -> None:
+def serve_deployment(deployment: Any, *, run_now: bool = False, limit: int = 1,
+                     hand_over: Callable[[], bool] | None = None) -> None:
     """Register ``deployment`` with the configured Prefect API and execute its runs.
 
     Blocks until interrupted (Ctrl-C or SIGTERM); the schedule is paused on
@@ -107,6 +108,10 @@ def serve_deployment(deployment: Any, *, run_now: bool = False, limit: int = 1) 
         Also start one run at once (besides the schedule).
     limit : int
         Runs executed at the same time (one: nights never overlap).
+    hand_over : callable, optional
+        Called once the service's own SIGTERM/SIGINT handlers are in place (see
+        :class:`_SigtermExit`); returns whether a stop was asked for before, in
+        which case the runner is stopped in order as soon as it has started.
     """
     import asyncio
 
@@ -122,10 +127,12 @@ def serve_deployment(deployment: Any, *, run_now: bool = False, limit: int = 1) 
         print(f"run now      flow run {run.name} ({run.id})", flush=True)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve_until_signalled(
-            runner, f"serving; stop with Ctrl-C (deployment id {deployment_id})"))
+            runner, f"serving; stop with Ctrl-C (deployment id {deployment_id})",
+            hand_over=hand_over))
 
 
-async def _serve_until_signalled(runner: Any, announce: str) -> None:
+async def _serve_until_signalled(runner: Any, announce: str, *,
+                                 hand_over: Callable[[], bool] | None = None) -> None:
     """Run ``runner`` until SIGTERM or SIGINT, then stop it in order.
 
     ``Runner.start`` installs a SIGTERM handler that raises ``SystemExit`` from
@@ -134,7 +141,9 @@ async def _serve_until_signalled(runner: Any, announce: str) -> None:
     tracebacks. Here both signals, from before the runner starts until it has
     stopped, only ask the loop to stop it: the first signal makes it stop once
     started (its exit pauses the schedule and ``start`` returns); a second
-    cancels it outright. ``announce`` is printed once they are in place.
+    cancels it outright. ``announce`` is printed once they are in place, and
+    ``hand_over`` called: when it says a stop was asked for already (a SIGTERM
+    whose ``SystemExit`` was dropped), that counts as the first signal.
     """
     import asyncio
 
@@ -173,6 +182,8 @@ async def _serve_until_signalled(runner: Any, announce: str) -> None:
                                    is not signal.SIG_IGN else [])
         previous = {sig: signal.signal(sig, handler) for sig in sigs}
         runner.handle_sigterm = handler  # what Runner.start installs for SIGTERM
+    if hand_over is not None and hand_over():
+        on_signal()
     print(announce, flush=True)
     task = asyncio.ensure_future(runner.start())
     stopper = asyncio.ensure_future(stop_when_asked())
@@ -198,7 +209,8 @@ class _SigtermExit:
     it raises is printed ("Exception ignored in ...") and dropped: the service
     would go on serving until killed. So the first SIGTERM also starts a
     watchdog that sends SIGTERM again every ``retry`` seconds until the main
-    thread calls :meth:`unwinding` on its way out.
+    thread calls :meth:`unwinding` on its way out, or the service's own
+    handlers take over (:meth:`hand_over`).
     """
 
     def __init__(self, retry: float = 3.0) -> None:
@@ -219,6 +231,17 @@ class _SigtermExit:
     def unwinding(self) -> None:
         """The exit is under way: no more SIGTERMs to raise or resend."""
         self._unwinding.set()
+
+    def hand_over(self) -> bool:
+        """The service's own handlers have replaced this one: stop resending.
+
+        Returns whether a SIGTERM came (its ``SystemExit`` was then dropped, or
+        the service would not be here), so that the service stops in order
+        once instead of taking the resends as a second, forceful, signal.
+        """
+        came = self._watchdog is not None
+        self._unwinding.set()
+        return came
 
     def _handler(self, signum: int, frame: Any) -> None:
         if self._unwinding.is_set():

@@ -135,6 +135,33 @@ def test_serve_stopped_as_it_starts_still_pauses_its_schedule(prefect_server, tm
             assert _deployment(client, f"galclust-nightly/{name}").paused, tail(log)
 
 
+def test_a_stop_asked_for_before_serving_stops_the_runner_in_order(prefect_server, tmp_path):
+    """A SIGTERM that came before the service's handlers (its SystemExit dropped) is handed
+    over: the runner stops by itself once started, and its schedule is paused."""
+    import asyncio
+
+    from prefect.runner import Runner
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from flows.service import _serve_until_signalled
+
+    survey = make_survey(tmp_path / "survey", shape=(128, 128), seed=4,
+                         bands={"F150W": 1.501, "F444W": 4.402})
+    dep = build_deployment(survey.manifest_path, str(tmp_path / "field.zarr"),
+                           name="handed-over")
+    asked = []
+    with temporary_settings({PREFECT_API_URL: prefect_server.url}):
+        runner = Runner(name="handed-over", pause_on_shutdown=True)
+        runner.add_deployment(dep)
+        previous = signal.getsignal(signal.SIGTERM)
+        asyncio.run(asyncio.wait_for(_serve_until_signalled(
+            runner, "serving", hand_over=lambda: asked.append(1) or True), timeout=120))
+        assert signal.getsignal(signal.SIGTERM) is previous  # handlers put back
+    assert asked == [1] and not runner.started
+    with api(prefect_server.url) as client:
+        assert _deployment(client, "galclust-nightly/handed-over").paused
+
+
 def test_the_server_plans_the_nights_of_the_schedule(prefect_server, tmp_path):
     """The Prefect server's scheduler turns the deployment's cron into 03:00 UTC runs."""
     import sqlalchemy

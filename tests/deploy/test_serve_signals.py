@@ -70,3 +70,38 @@ def test_the_previous_sigterm_handler_comes_back_after_serving():
         assert signal.getsignal(signal.SIGTERM) is before
     finally:
         signal.signal(signal.SIGTERM, old)
+
+
+HAND_OVER = textwrap.dedent("""
+    import os, signal, time
+    from flows.service import _SigtermExit
+
+    stopper = _SigtermExit(retry=0.1)
+    stopper.install()
+    print(stopper.hand_over() if {before} else "-", flush=True)  # nothing came yet
+    stopper = _SigtermExit(retry=0.1)
+    stopper.install()
+    try:  # a SIGTERM whose SystemExit is dropped (as in a weakref callback)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(1)
+    except SystemExit:
+        pass
+    came = []
+    signal.signal(signal.SIGTERM, lambda signum, frame: came.append(signum))  # the service's
+    print(stopper.hand_over(), flush=True)
+    time.sleep(1.5)  # 15 resend periods
+    print(len(came), flush=True)
+""")
+
+
+def test_the_service_takes_over_a_dropped_sigterm_once(tmp_path):
+    """After the hand-over the watchdog stops resending (each resend would be a second,
+    forceful stop) and the service learns that a stop was asked for."""
+    script = tmp_path / "child.py"
+    script.write_text(HAND_OVER.format(before=True))
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    fresh, came, resent = done.stdout.split()
+    assert (fresh, came) == ("False", "True")
+    assert int(resent) <= 1  # at most one already on its way; ~15 without the hand-over
