@@ -78,7 +78,7 @@ HAND_OVER = textwrap.dedent("""
 
     stopper = _SigtermExit(retry=0.1)
     stopper.install()
-    print(stopper.hand_over() if {before} else "-", flush=True)  # nothing came yet
+    print(stopper.hand_over(), flush=True)  # nothing came yet
     stopper = _SigtermExit(retry=0.1)
     stopper.install()
     try:  # a SIGTERM whose SystemExit is dropped (as in a weakref callback)
@@ -98,7 +98,7 @@ def test_the_service_takes_over_a_dropped_sigterm_once(tmp_path):
     """After the hand-over the watchdog stops resending (each resend would be a second,
     forceful stop) and the service learns that a stop was asked for."""
     script = tmp_path / "child.py"
-    script.write_text(HAND_OVER.format(before=True))
+    script.write_text(HAND_OVER)
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                           timeout=60)
     assert done.returncode == 0, done.stderr
