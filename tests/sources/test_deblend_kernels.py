@@ -14,9 +14,10 @@ import pytest
 from scipy import ndimage
 from skimage.segmentation import watershed
 
+from galclust.sources._coloursplit import _colour_stats
 from galclust.sources._smooth import convolve_separable, gaussian_1d
 from galclust.sources._symmetry import _antisym, _reflect, _spline
-from galclust.sources.deblend import _colour_stats, _merge, _pairs
+from galclust.sources.deblend import _merge, _pairs
 
 
 def _merge_reference(lab, surfaces, sci, var, *, npixels, contrast_sigma, colour_sigma,
