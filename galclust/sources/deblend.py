@@ -30,7 +30,15 @@
        fragment has ``npixels`` or more pixels above the saddle (the rule of
        photutils' multi-threshold deblending, which keeps a faint companion
        on a bright neighbour's extended wing, with a depth floor against
-       noise peaks); or if the colours differ significantly
+       noise peaks); or if the fainter fragment peaks at ``bright_sigma`` or
+       more and at ``bright_ratio`` or more of the brighter one's peak, and
+       there is a saddle at all (depth at least ``bright_depth``): noise makes
+       a second maximum only where the light is nearly flat, in the faint
+       outskirts of a compact source or on the broad halo of a much brighter
+       one, so a second maximum of bright light is taken for a source however
+       shallow its saddle (two galaxies of comparable brightness closer than
+       ~1.5 PSF FWHM leave a saddle of a fraction of a sigma); or if
+       the colours differ significantly
        (``chi2/(B-1) >= colour_chi2`` and L1 >= ``colour_min``) *and* the
        saddle depth in some band is at least ``colour_sigma``. Otherwise it is
        merged; fragments with fewer than ``npixels`` pixels are always merged
@@ -165,7 +173,8 @@ def _pairs(lab, surfaces):
 
 
 def _merge(lab, surfaces, sci, var, *, npixels, contrast_sigma, colour_sigma, colour_chi2,
-           colour_min, area_sigma=None, area_npixels=None):
+           colour_min, area_sigma=None, area_npixels=None, bright_sigma=None,
+           bright_depth=0.1, bright_ratio=0.1):
     """Iteratively merge adjacent fragments that fail the saddle and colour tests.
 
     One pair is merged per step, the weakest failing pair first. The saddles,
@@ -232,6 +241,10 @@ def _merge(lab, surfaces, sci, var, *, npixels, contrast_sigma, colour_sigma, co
             s0 = sad[0, ia, ib]
             keep |= ((depth[0] >= area_sigma) & (top[ia, 0] > s0) & (top[ib, 0] > s0)
                      & ~small)
+        if bright_sigma is not None:
+            high = np.maximum(peaks[0, ia], peaks[0, ib])
+            keep |= ((low[0] >= bright_sigma) & (low[0] >= bright_ratio * high)
+                     & (depth[0] >= bright_depth) & ~small)
         if keep.all():
             break
         # merge the weakest failing pair (smallest pieces first, then shallowest saddle)
@@ -264,7 +277,9 @@ def colour_deblend(seg: np.ndarray, det: np.ndarray, snr: np.ndarray, sci: np.nd
                    colour_min: float = 0.1, peak_separation: float = 2.0,
                    split_distance: float | None = 2.5, kernel_fwhm: float | None = 2.0,
                    split_snr: float = 5.0, symmetry_chi2: float | None = 30.0,
-                   symmetry_distance: float = 1.0, area_sigma: float | None = 1.0
+                   symmetry_distance: float = 1.0, area_sigma: float | None = 1.0,
+                   bright_sigma: float | None = 6.0, bright_depth: float = 0.1,
+                   bright_ratio: float = 0.1
                    ) -> tuple[np.ndarray, np.ndarray]:
     """Colour-aware deblending of a segmentation map (see the module docstring).
 
@@ -317,6 +332,19 @@ def colour_deblend(seg: np.ndarray, det: np.ndarray, snr: np.ndarray, sci: np.nd
         when each also has ``npixels`` or more pixels above the saddle
         (photutils' multi-threshold rule, with a depth floor against noise
         peaks); None disables that test.
+    bright_sigma : float or None
+        Peak (detection-image sigma) of the fainter of two fragments above
+        which any saddle at least ``bright_depth`` deep keeps them apart,
+        when that peak is also at least ``bright_ratio`` times the brighter
+        fragment's (the bright-peak rule; see the module docstring); None
+        disables that test.
+    bright_depth : float
+        Saddle depth (detection-image sigma) the bright-peak rule needs: a
+        second maximum, not a plateau.
+    bright_ratio : float
+        Minimum ratio of the fainter fragment's peak to the brighter one's
+        for the bright-peak rule (keeps the broad, nearly flat halo of a
+        much brighter galaxy, where noise makes maxima, whole).
 
     Returns
     -------
@@ -355,7 +383,9 @@ def colour_deblend(seg: np.ndarray, det: np.ndarray, snr: np.ndarray, sci: np.nd
             lab = _merge(lab, surfaces, sub_sci, sub_var, npixels=npixels,
                          contrast_sigma=contrast_sigma, colour_sigma=colour_sigma,
                          colour_chi2=colour_chi2, colour_min=colour_min,
-                         area_sigma=area_sigma, area_npixels=npixels)
+                         area_sigma=area_sigma, area_npixels=npixels,
+                         bright_sigma=bright_sigma, bright_depth=bright_depth,
+                         bright_ratio=bright_ratio)
         else:
             lab = inside.astype(np.int32)
         if split_distance is not None:

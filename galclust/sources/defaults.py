@@ -23,5 +23,6 @@ MARGIN = 16
 #: and its symmetry split's second start and template region; 3: a symmetry fit whose
 #: companion ends on its centre no longer displaces the other start's fit, and the
 #: companion search's prescreen is its acceptance threshold; 4: a companion need differ in
-#: colour only from the fragments whose light at its position outweighs it).
-DETECT_VERSION = 4
+#: colour only from the fragments whose light at its position outweighs it; 5: the merge's
+#: bright-peak rule keeps two bright maxima apart on any saddle).
+DETECT_VERSION = 5

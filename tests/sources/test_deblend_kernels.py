@@ -21,7 +21,8 @@ from galclust.sources.deblend import _merge, _pairs
 
 
 def _merge_reference(lab, surfaces, sci, var, *, npixels, contrast_sigma, colour_sigma,
-                     colour_chi2, colour_min, area_sigma=None, area_npixels=None):
+                     colour_chi2, colour_min, area_sigma=None, area_npixels=None,
+                     bright_sigma=None, bright_depth=0.1, bright_ratio=0.1):
     """The pass-over-the-pixels merge: every statistic recomputed after each merge."""
     nb = sci.shape[0]
     while lab.max() > 1:
@@ -47,6 +48,11 @@ def _merge_reference(lab, surfaces, sci, var, *, npixels, contrast_sigma, colour
                                   np.sum(surfaces[0][lab == b] > t))
                               for (a, b), t in zip(pairs, saddle[0], strict=True)])
             keep |= (depth[0] >= area_sigma) & (above >= area_npixels) & ~small
+        if bright_sigma is not None:    # the fainter peak bright, on any saddle
+            low = np.minimum(peaks[0, pairs[:, 0]], peaks[0, pairs[:, 1]])
+            high = np.maximum(peaks[0, pairs[:, 0]], peaks[0, pairs[:, 1]])
+            keep |= ((low >= bright_sigma) & (low >= bright_ratio * high)
+                     & (depth[0] >= bright_depth) & ~small)
         if keep.all():
             break
         cand = np.flatnonzero(~keep)
@@ -85,16 +91,21 @@ def _fragments(seed):
 
 
 @pytest.mark.parametrize("seed", range(6))
-@pytest.mark.parametrize("contrast_sigma, colour_sigma, colour_chi2, area_sigma", [
-    (3.0, 1.0, 4.0, None), (1.0, 0.5, 1.0, None), (8.0, 3.0, 20.0, None),
-    (np.inf, 0.5, 2.0, None), (np.inf, 0.5, 60.0, None),   # only colour keeps fragments apart
-    (3.0, 1.0, 4.0, 1.0), (np.inf, np.inf, np.inf, 0.5)])  # the area rule; it alone
+@pytest.mark.parametrize("contrast_sigma, colour_sigma, colour_chi2, area_sigma, bright", [
+    (3.0, 1.0, 4.0, None, None), (1.0, 0.5, 1.0, None, None), (8.0, 3.0, 20.0, None, None),
+    (np.inf, 0.5, 2.0, None, None),                    # only colour keeps fragments apart
+    (np.inf, 0.5, 60.0, None, None),
+    (3.0, 1.0, 4.0, 1.0, None), (np.inf, np.inf, np.inf, 0.5, None),  # the area rule; it alone
+    (3.0, 1.0, 4.0, 1.0, (6.0, 0.1)),                  # the bright-peak rule
+    (np.inf, np.inf, np.inf, None, (30.0, 0.1)),       # it alone, and its peak ratio
+    (np.inf, np.inf, np.inf, None, (30.0, 0.6))])
 def test_incremental_merge_equals_the_pixel_pass_reference(seed, contrast_sigma, colour_sigma,
-                                                           colour_chi2, area_sigma):
+                                                           colour_chi2, area_sigma, bright):
     lab, surfaces, sci, var = _fragments(seed)
     assert lab.max() >= 10                             # many fragments to merge
     kw = dict(npixels=5, contrast_sigma=contrast_sigma, colour_sigma=colour_sigma,
-              colour_chi2=colour_chi2, colour_min=0.1, area_sigma=area_sigma, area_npixels=5)
+              colour_chi2=colour_chi2, colour_min=0.1, area_sigma=area_sigma, area_npixels=5,
+              bright_sigma=bright and bright[0], bright_ratio=bright and bright[1])
     ref = _merge_reference(lab.copy(), surfaces, sci, var, **kw)
     got = _merge(lab.copy(), surfaces, sci, var, **kw)
     assert ref.max() < lab.max()                       # some pairs merged

@@ -30,36 +30,36 @@ Every setting of the colour deblender (``contrast_sigma``, ``colour_sigma``,
 ``colour_chi2``, ``colour_min``, ``split_distance``, ``peak_separation``,
 ``symmetry_chi2``, ``symmetry_distance`` and the symmetry split's internal
 constants, among them its second start and its region rule, a third of the
-light in excess of the host's symmetric template) and the benchmark's ``NSIGMA``/``NPIXELS`` were chosen on the
-``"default"`` family only (``area_sigma`` = 1 with ``NPIXELS`` above the
-saddle was set a priori, not tuned) (seeds 0 and 1, 120-200 scenes, and for the
-companion colour check's ``ref_level`` seeds 0-4; the test uses seed 11, 200 scenes). The ``"heldout"`` family (clumpy/Moffat-like galaxies,
-other SEDs, correlated noise, up to 4 sources) was only run, never tuned
-on; its assertions are the levels measured on it with a margin, not the
-targets.
+light in excess of the host's symmetric template), the bright-peak rule's
+``bright_sigma`` / ``bright_depth`` / ``bright_ratio`` (6 / 0.1 / 0.1) and the
+benchmark's ``NSIGMA``/``NPIXELS`` were chosen on the ``"default"`` family
+only (``area_sigma`` = 1 with ``NPIXELS`` above the saddle was set a priori,
+not tuned) (seeds 0 and 1, 120-200 scenes, and for the companion colour
+check's ``ref_level`` and the bright-peak rule seeds 0-4; ``bright_ratio``
+also on the real HST cD image, to keep its halo whole; the test uses seed 11,
+200 scenes). The ``"heldout"`` family (clumpy/Moffat-like galaxies, other
+SEDs, correlated noise, up to 4 sources) was only run, never tuned on.
 
-Targets of the issue and what holds (default family, test seed)
----------------------------------------------------------------
-- purity >= 0.95 holds (0.962).
-- fully resolved blends >= 2x photutils holds: 0.613 vs 0.247 (2.5x;
-  asserted as the target itself, no margin beyond it).
-- completeness >= 0.85 does not hold on this seed: 0.841 where photutils
-  gets 0.641 (0.862-0.868 on the tuning seeds 0 and 1). The shortfall is
-  faint companions (S/N < 30: 0.56) closer than ~0.6 FWHM and pairs split
-  into fragments that do not match (triplets). The margins below are what
-  is asserted.
-Measured on the held-out family: colour 0.758 / 0.971 / 0.469
-(completeness / purity / resolved; 2.2x photutils' resolved), photutils
-0.623 / 1.000 / 0.212; over detectable sources colour 0.863, photutils 0.705.
+Targets of the issue and what holds
+-----------------------------------
+Default family, test seed 11: purity >= 0.95 holds (0.960); fully resolved
+blends >= 2x photutils holds (0.627 vs 0.247, 2.54x); completeness is 0.848
+on this seed where photutils gets 0.641 (the pooled figure below holds 0.85;
+the shortfall on this seed is faint companions closer than ~0.6 FWHM).
+Held-out family, seed 12: colour 0.777 / 0.972 / 0.519 (completeness /
+purity / resolved; 2.45x photutils' resolved), photutils 0.623 / 1.000 /
+0.212; over detectable sources colour 0.884, photutils 0.705. The targets
+asserted on it are the issue's (completeness over detectable sources >=
+0.85, resolved >= 2x, purity >= 0.95); elsewhere margins.
 
-Pooled over 12 seeds per family never generated when the settings were
-chosen (2,400 scenes per family; default 30-41, held-out 60-71;
-``benchmarks/blends.py``, detection version 4): default 0.858 / 0.961 /
-0.642, photutils 0.656 / 0.999 / 0.217 (2.97x resolved); held-out 0.745 /
-0.968 / 0.451 and 0.844 over detectable sources, photutils 0.599 / 0.998 /
-0.187 and 0.676 (2.41x resolved). Blocks of four seeds differ by more than
-their standard error suggests (held-out, detectable, version 3: 0.844,
-0.808, 0.847), so the held-out 0.85 is not shown to hold.
+Pooled over seeds never generated when the settings were chosen
+(``benchmarks/blends.py``, detection version 5; 36 seeds, 7,200 scenes per
+family; default 42-77, held-out 84-119): default 0.861 / 0.963 / 0.642,
+photutils 0.663 / 1.000 / 0.231 (2.78x resolved); held-out 0.760 / 0.967 /
+0.476 and 0.855 over detectable sources, photutils 0.606 / 0.998 / 0.202 and
+0.681 (2.36x resolved). Over detectable held-out sources the three blocks of
+12 seeds give 0.856, 0.850 and 0.859 (version 4 on the same seeds: 0.845,
+0.838, 0.847).
 """
 
 from __future__ import annotations
@@ -102,9 +102,12 @@ def segment(scene, err, method):
     return seg
 
 
-def evaluate(scenes, method, errs):
-    """Completeness, purity, fully resolved blends, and completeness/purity by S/N bin."""
+def evaluate(scenes, method, errs, rows_out=None):
+    """Completeness, purity, fully resolved blends, and completeness/purity by S/N bin;
+    ``rows_out`` (a list), when given, receives each scene's ``score_detection`` row."""
     rows = [score_detection(s, segment(s, e, method)) for s, e in zip(scenes, errs, strict=True)]
+    if rows_out is not None:
+        rows_out.extend(rows)
     matched = np.concatenate([r["matched"] for r in rows])
     # detectable: the source alone, noise-free, peaks at NSIGMA or more on the detection image
     # the methods see (the held-out family's S/N floor of 12 is white-noise S/N; its noise is
@@ -160,7 +163,7 @@ def heldout_results():
 @pytest.mark.slow
 def test_default_family_targets(default_results):
     """Tuned on this family (other seeds): purity target and margins over photutils
-    (measured: colour 0.841 / 0.962 / 0.613 completeness / purity / resolved,
+    (measured: colour 0.848 / 0.960 / 0.627 completeness / purity / resolved,
     photutils 0.641 / 0.996 / 0.247)."""
     _report("default", default_results)
     ph, ws, co = (default_results[m] for m in ("photutils", "watershed", "colour"))
@@ -168,29 +171,30 @@ def test_default_family_targets(default_results):
     assert ph["isolated"] >= 0.95
     assert co["purity"] >= 0.95
     assert co["completeness"] >= ph["completeness"] + 0.12
-    assert co["completeness"] >= 0.77
+    assert co["completeness"] >= 0.82
     assert co["isolated"] >= 0.95
     assert co["completeness"] >= ws["completeness"]
 
 
 @pytest.mark.slow
 def test_default_family_resolved_target(default_results):
-    """Issue target: fully resolved blends >= 2x photutils (measured 2.5x)."""
+    """Issue target: fully resolved blends >= 2x photutils (measured 2.54x)."""
     r = default_results
     assert r["colour"]["resolved"] >= 2 * r["photutils"]["resolved"]
 
 
 @pytest.mark.slow
 def test_heldout_family(heldout_results):
-    """Never tuned on (measured: colour 0.758 / 0.971 / 0.469 completeness / purity /
-    resolved, photutils 0.623 / 1.000 / 0.212; over detectable sources 0.863 against
-    0.705): asserted with a margin below what was measured."""
+    """Never tuned on (measured: colour 0.777 / 0.972 / 0.519 completeness / purity /
+    resolved, photutils 0.623 / 1.000 / 0.212; over detectable sources 0.884 against
+    0.705): the issue's targets over detectable sources, margins elsewhere."""
     _report("heldout", heldout_results)
     ph, co = heldout_results["photutils"], heldout_results["colour"]
-    assert co["completeness"] >= ph["completeness"] + 0.06
-    assert co["completeness_detectable"] >= ph["completeness_detectable"] + 0.10
+    assert co["completeness"] >= ph["completeness"] + 0.10
+    assert co["completeness_detectable"] >= 0.85
+    assert co["completeness_detectable"] >= ph["completeness_detectable"] + 0.12
     assert 0.8 <= co["detectable"] < 0.95          # the family holds undetectable sources
-    assert co["resolved"] >= 1.8 * ph["resolved"]
+    assert co["resolved"] >= 2 * ph["resolved"]
     assert co["purity"] >= 0.95
     assert co["isolated"] >= 0.95
 
