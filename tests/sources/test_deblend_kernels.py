@@ -105,7 +105,8 @@ def test_incremental_merge_equals_the_pixel_pass_reference(seed, contrast_sigma,
     assert lab.max() >= 10                             # many fragments to merge
     kw = dict(npixels=5, contrast_sigma=contrast_sigma, colour_sigma=colour_sigma,
               colour_chi2=colour_chi2, colour_min=0.1, area_sigma=area_sigma, area_npixels=5,
-              bright_sigma=bright and bright[0], bright_ratio=bright and bright[1])
+              bright_sigma=None if bright is None else bright[0],
+              bright_ratio=0.1 if bright is None else bright[1])
     ref = _merge_reference(lab.copy(), surfaces, sci, var, **kw)
     got = _merge(lab.copy(), surfaces, sci, var, **kw)
     assert ref.max() < lab.max()                       # some pairs merged
