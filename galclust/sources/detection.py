@@ -171,7 +171,7 @@ def detect(sci: np.ndarray, err: np.ndarray | None = None, *, nsigma: float = de
         (1 sigma with ``npixels`` above the saddle, set a priori: photutils'
         multi-threshold rule with a noise floor; no value was tuned).
         ``bright_sigma`` (6) was chosen on that family, whose false splits of
-        shallow saddles all peak below 5.2 sigma, and checked on the real
+        shallow saddles all peak at 5.2 sigma or below, and checked on the real
         images of the test data (a bright cD halo and a spiral's arms).
 
     Returns
