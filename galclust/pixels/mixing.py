@@ -10,9 +10,10 @@ Three steps, each on one galaxy's stamp (pure numpy):
   Voronoi bins of a target S/N (:func:`~galclust.pixels.binning.voronoi_bins`)
   so faint outskirts are clustered as bins instead of dropped.
 - :func:`unmix_footprint` — the spectral unmixing of every covered footprint
-  pixel (:func:`~galclust.pixels.unmix.unmix`): fraction maps and component
-  SEDs with errors, and hard labels (the dominant component) on the pixels
-  that pass the S/N cut.
+  pixel (:func:`~galclust.pixels.unmix.unmix`, its SEDs and fractions
+  re-fitted on the smoothed stamp by :func:`~galclust.pixels.pooling.pool_unmixing`):
+  fraction maps and component SEDs with errors, and hard labels (the
+  dominant component) on the pixels that pass the S/N cut.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import numpy as np
 import xarray as xr
 
 from galclust.pixels.binning import bin_seds, binned_signal_noise, voronoi_bins
+from galclust.pixels.pooling import pool_unmixing
 from galclust.pixels.skynoise import correlation_alpha, sky_error_scale
 from galclust.pixels.unmix import unmix
 
@@ -183,7 +185,7 @@ class Unmixed:
 def unmix_footprint(sci: np.ndarray, err: np.ndarray, pixels: np.ndarray, used: np.ndarray,
                     bands: Sequence[str], wavelength: np.ndarray, *, n_components: Any,
                     k_range: tuple[int, int], random_state: int, rule: str = "null",
-                    correlation: float = 1.0) -> Unmixed:
+                    correlation: float = 1.0, pooled: bool = True) -> Unmixed:
     """Unmix the SEDs of the ``pixels`` of a stamp (:func:`~galclust.pixels.unmix.unmix`).
 
     Parameters
@@ -201,6 +203,10 @@ def unmix_footprint(sci: np.ndarray, err: np.ndarray, pixels: np.ndarray, used: 
         How k is chosen when ``n_components="auto"``.
     correlation : float
         Noise correlation area (:func:`rescale_from_sky`), for the null rule.
+    pooled : bool
+        Re-fit the SEDs and fractions of the chosen k on the spatially
+        smoothed stamp (:func:`~galclust.pixels.pooling.pool_unmixing`); False
+        keeps the pixel-by-pixel fit.
 
     Returns
     -------
@@ -213,6 +219,9 @@ def unmix_footprint(sci: np.ndarray, err: np.ndarray, pixels: np.ndarray, used: 
     res = unmix(flux, e, n_components=n_components, k_range=k_range,
                 penalty=rule if rule != "hysime" else "null", correlation=correlation,
                 random_state=random_state)
+    if pooled:
+        res = pool_unmixing(sci[used], err[used], pixels, res, correlation=correlation,
+                            random_state=random_state)
     k = res.n_components
     frac = np.full((k,) + pixels.shape, np.nan, dtype=np.float32)
     frac[:, pixels] = res.fractions.T

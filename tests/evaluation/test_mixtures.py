@@ -4,7 +4,8 @@ Both families, on a seed no setting was chosen on (the rules' constants were
 set on ``family="default"`` seeds 0-2; ``"heldout"`` was never tuned on).
 The bounds are what the suite supports, below issue #11's targets (k right
 for >= 90 %, fractions to <= 0.1 RMS), which are not met; see the module
-docstring of :mod:`galclust.pixels.unmix` and the demo's table.
+docstrings of :mod:`galclust.pixels.unmix` and :mod:`galclust.pixels.pooling`
+and the demo's table.
 """
 
 from __future__ import annotations
@@ -47,7 +48,10 @@ def test_single_components_stay_single_and_separated_layouts_are_no_worse(suite)
 def test_labels_and_fractions_are_scored(suite):
     un = suite[(suite["rule"] == "unmix") & (suite["n_components"] >= 2)]
     assert un["ari"].median() >= 0.7
-    assert un["frac_rms"].notna().all() and un["frac_rms"].median() <= 0.3
+    assert un["frac_rms"].notna().all() and un["frac_rms"].median() <= 0.2
+    # spatially pooled fractions (measured 0.088-0.114 on seed 11; 0.22-0.27 pixel by pixel)
+    layouts = un[un["layout"] != "nested"].groupby(["family", "layout"])["frac_rms"].median()
+    assert layouts.max() <= 0.14, layouts
     assert suite[suite["rule"] == "chi2"]["frac_rms"].isna().all()  # no fractions
     table = mixture_table(suite)
     assert table.index.names == ["n_components", "snr", "layout"]
