@@ -123,8 +123,9 @@ def pool_unmixing(sci: np.ndarray, err: np.ndarray, pixels: np.ndarray, fit: Unm
     k = fit.n_components
     flux, e = _pixels(sci, pixels), _pixels(err, pixels)
     w = 1.0 / e**2
-    s_sci, s_err = smooth_cube(sci, err, pixels, SED_SIGMA, correlation)
-    sflux, serr = _pixels(s_sci, pixels), _pixels(s_err, pixels)
+    smoothed = {sigma: smooth_cube(sci, err, pixels, sigma, correlation)
+                for sigma in {SED_SIGMA, *(s for _, s in ABUNDANCE_LADDER)}}
+    sflux, serr = (_pixels(c, pixels) for c in smoothed[SED_SIGMA])
     good = np.all(np.isfinite(sflux), axis=1)
     sflux, serr = np.where(good[:, None], sflux, 0.0), np.where(good[:, None], serr, np.inf)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -145,8 +146,7 @@ def pool_unmixing(sci: np.ndarray, err: np.ndarray, pixels: np.ndarray, fit: Unm
     for below, sigma in ABUNDANCE_LADDER:
         use = raw_snr < below
         if use.any():
-            cube, _ = smooth_cube(sci, err, pixels, sigma, correlation)
-            sm = _pixels(cube, pixels)
+            sm = _pixels(smoothed[sigma][0], pixels)
             use &= np.all(np.isfinite(sm), axis=1)
             target[use] = sm[use]
     a = _nnls_abundances(target, w, seds)
