@@ -15,7 +15,13 @@ import pandas as pd
 import pytest
 
 from galclust.errors import InputError
-from galclust.evaluation.mixtures import fraction_rms, mixture_table, run_mixture_suite
+from galclust.evaluation.mixtures import (
+    fraction_rms,
+    identifiable,
+    mixture_table,
+    run_mixture_suite,
+)
+from galclust.synth.mixtures import make_mixture_galaxy
 
 
 @pytest.fixture(scope="module")
@@ -68,3 +74,24 @@ def test_fraction_rms_matches_components_and_counts_missing_ones():
     assert np.isnan(fraction_rms(t, None, where))
     with pytest.raises(InputError, match="unknown rule"):
         run_mixture_suite(rules=("vote",))
+
+
+def test_identifiable_needs_the_data_to_show_every_component():
+    g = make_mixture_galaxy(2, snr=100, layout="overlapping", seed=11)
+    assert identifiable(g)
+    assert identifiable(make_mixture_galaxy(1, snr=15, seed=11))
+    # the same light with one SED: the data hold one component, whatever the truth claims
+    rng = np.random.default_rng(0)
+    sigma = g.err[:, 0, 0] * g.err_scale
+    one = (g.fractions.sum(axis=0) * g.sci.sum(axis=0))[None] * g.seds[0][:, None, None]
+    flat = g._replace(sci=one + rng.normal(0.0, 1.0, g.sci.shape) * sigma[:, None, None])
+    assert not identifiable(flat)
+
+
+def test_k_is_right_on_the_galaxies_whose_data_show_k(suite):
+    multi = suite[(suite["n_components"] >= 2) & (suite["rule"] == "unmix")]
+    shown = multi[multi["identifiable"]]
+    assert 0.3 <= len(shown) / len(multi) <= 0.9   # the suite holds both kinds
+    assert shown["k_right"].mean() >= 0.9
+    table = mixture_table(suite)
+    assert {("k_right_shown", "unmix"), ("shown", "unmix")} <= set(table.columns)
