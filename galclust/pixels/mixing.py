@@ -26,12 +26,14 @@ import numpy as np
 import xarray as xr
 
 from galclust.pixels.binning import bin_seds, binned_signal_noise, voronoi_bins
+from galclust.pixels.distance import pairwise_distances
+from galclust.pixels.nclusters import silhouette_from_distances
 from galclust.pixels.pooling import pool_unmixing
 from galclust.pixels.skynoise import correlation_alpha, sky_error_scale
 from galclust.pixels.unmix import unmix
 
-__all__ = ["FAINT_FRACTION", "UNMIX_RULES", "FaintBins", "Unmixed", "faint_bins", "is_faint",
-           "rescale_from_sky", "unmix_footprint"]
+__all__ = ["FAINT_FRACTION", "UNMIX_RULES", "FaintBins", "Unmixed", "dominant_labels",
+           "faint_bins", "is_faint", "labels_silhouette", "rescale_from_sky", "unmix_footprint"]
 
 #: How ``cluster_galaxy(unmix=...)`` chooses k (see :func:`galclust.pixels.unmix.unmix`).
 UNMIX_RULES: tuple[str, ...] = ("null", "aic", "bic", "hysime")
@@ -237,3 +239,47 @@ def unmix_footprint(sci: np.ndarray, err: np.ndarray, pixels: np.ndarray, used: 
                 "wavelength": ("band", np.asarray(wavelength, dtype=float))})
     return Unmixed(fractions=frac, components=comps, labels=res.labels, n_components=k,
                    criterion=res.criterion, k_scores=dict(res.k_scores))
+
+
+def dominant_labels(fractions: np.ndarray, selected: np.ndarray,
+                    bins: FaintBins | None = None) -> np.ndarray | None:
+    """Each clustered pixel's (and faint bin's) dominant component.
+
+    Parameters
+    ----------
+    fractions : ndarray, (component, y, x)
+        :attr:`Unmixed.fractions`.
+    selected : ndarray of bool, (y, x)
+        The pixels that passed the S/N cut, in the order of the rows labelled.
+    bins : FaintBins, optional
+        Clustered faint bins (their rows follow the pixels'): the component of
+        the largest mean fraction over the bin.
+
+    Returns
+    -------
+    ndarray of int or None
+        One label per row; None when some component dominates no row (the
+        caller keeps its own labels).
+    """
+    k = fractions.shape[0]
+    f = np.nan_to_num(fractions, nan=-1.0)
+    rows = [f[:, selected].argmax(axis=0)]
+    if bins is not None:
+        for b in np.flatnonzero(bins.keep):
+            rows.append(np.array([f[:, bins.labels == b].mean(axis=1).argmax()]))
+    labels = np.concatenate(rows).astype(np.int64)
+    return labels if np.bincount(labels, minlength=k).min() > 0 else None
+
+
+#: Most rows whose silhouette :func:`labels_silhouette` scores (a fixed random subsample).
+SILHOUETTE_ROWS = 2000
+
+
+def labels_silhouette(flux: np.ndarray, labels: np.ndarray, random_state: int = 0) -> float:
+    """Mean silhouette of ``labels`` on the L2-normalised SEDs (rows of ``flux``)."""
+    if np.unique(labels).size < 2:
+        return float("nan")
+    x = flux / np.maximum(np.linalg.norm(flux, axis=1, keepdims=True), 1e-300)
+    pick = np.arange(len(x)) if len(x) <= SILHOUETTE_ROWS else np.sort(
+        np.random.default_rng(random_state).choice(len(x), SILHOUETTE_ROWS, replace=False))
+    return silhouette_from_distances(pairwise_distances(x[pick]), labels[pick])
