@@ -278,7 +278,7 @@ def cluster_galaxy(sci: Any, err: Any, mask: Any, wavelength: Any, *,
             # at that k (median ARI 1.00 against 0.82-0.91 on never-tuned seeds). Not when
             # k reaches the number of bands: then any SED is a mixture, and the fractions
             # are set by the minimum-volume prior, not by the data
-            dominant = (dominant_labels(mixed.fractions, sel.mask, bins if n_bins else None)
+            dominant = (dominant_labels(mixed, covered, sel.mask, bins if n_bins else None)
                         if mixed.n_components < used.sum() else None)
             if dominant is not None:
                 pix_labels = dominant

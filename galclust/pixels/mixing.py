@@ -241,16 +241,19 @@ def unmix_footprint(sci: np.ndarray, err: np.ndarray, pixels: np.ndarray, used: 
                    criterion=res.criterion, k_scores=dict(res.k_scores))
 
 
-def dominant_labels(fractions: np.ndarray, selected: np.ndarray,
+def dominant_labels(mixed: Unmixed, pixels: np.ndarray, selected: np.ndarray,
                     bins: FaintBins | None = None) -> np.ndarray | None:
     """Each clustered pixel's (and faint bin's) dominant component.
 
     Parameters
     ----------
-    fractions : ndarray, (component, y, x)
-        :attr:`Unmixed.fractions`.
+    mixed : Unmixed
+        The unmixing of ``pixels``.
+    pixels : ndarray of bool, (y, x)
+        The unmixed pixels (``mixed.labels`` in their C order).
     selected : ndarray of bool, (y, x)
-        The pixels that passed the S/N cut, in the order of the rows labelled.
+        The pixels that passed the S/N cut (within ``pixels``), in the order of
+        the rows labelled.
     bins : FaintBins, optional
         Clustered faint bins (their rows follow the pixels'): the component of
         the largest mean fraction over the bin.
@@ -261,13 +264,17 @@ def dominant_labels(fractions: np.ndarray, selected: np.ndarray,
         One label per row; None when some component dominates no row (the
         caller keeps its own labels).
     """
-    k = fractions.shape[0]
-    f = np.nan_to_num(fractions, nan=-1.0)
-    rows = [f[:, selected].argmax(axis=0)]
+    k = mixed.n_components
+    of_pixel = np.full(pixels.shape, -1, dtype=np.int64)
+    of_pixel[pixels] = mixed.labels
+    rows = [of_pixel[selected]]
     if bins is not None:
-        for b in np.flatnonzero(bins.keep):
-            rows.append(np.array([f[:, bins.labels == b].mean(axis=1).argmax()]))
-    labels = np.concatenate(rows).astype(np.int64)
+        f = np.nan_to_num(mixed.fractions, nan=0.0)
+        rows += [np.array([f[:, bins.labels == b].mean(axis=1).argmax()])
+                 for b in np.flatnonzero(bins.keep)]
+    labels = np.concatenate(rows)
+    if (labels < 0).any():
+        return None
     return labels if np.bincount(labels, minlength=k).min() > 0 else None
 
 

@@ -40,11 +40,29 @@ def test_faint_galaxy_is_flagged_and_binning_clusters_its_outskirts():
     assert binned.n_bins > 5
     assert (binned.labels >= 0).sum() > 1.5 * (cut.labels >= 0).sum()
     assert not (binned.flags & PixelFlag.FAINT)
+    # with unmixing: selected pixels take their dominant component, and the bins are labelled
+    mixed = cluster_galaxy(g.sci, g.err, g.mask, g.wavelength, sky=g.sky, bin_snr=8,
+                           unmix=True)
+    sel = mixed.selection
+    np.testing.assert_array_equal(mixed.labels[sel],
+                                  np.nanargmax(mixed.fractions[:, sel], axis=0))
+    assert mixed.n_bins == binned.n_bins and ((mixed.labels >= 0) & ~sel).sum() > 20
     # every labelled pixel is in the footprint; a bin's pixels share one label
     assert not ((binned.labels >= 0) & ~g.mask).any()
     assert binned.composites["n_pixels"].sum() == binned.n_pixels
     with pytest.raises(InputError, match="bin_snr"):
         cluster_galaxy(g.sci, g.err, g.mask, g.wavelength, bin_snr=2.0)
+
+
+def _matched(truth: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """The true labels renamed to the labels they overlap most (one-to-one)."""
+    from scipy.optimize import linear_sum_assignment
+
+    k = max(truth.max(), labels.max()) + 1
+    overlap = np.zeros((k, k))
+    np.add.at(overlap, (truth, labels), 1)
+    r, c = linear_sum_assignment(-overlap)
+    return c[np.argsort(r)][truth]
 
 
 def test_unmixing_gives_fractions_seds_and_the_dominant_labels():
@@ -57,12 +75,15 @@ def test_unmixing_gives_fractions_seds_and_the_dominant_labels():
     np.testing.assert_allclose(np.nansum(res.fractions, axis=0)[g.mask], 1.0, atol=1e-5)
     sel = res.labels >= 0
     assert set(np.unique(res.labels[sel])) <= set(range(res.n_clusters))
-    # the clusters follow the components: most labelled pixels' cluster is, one-to-one,
-    # their dominant component
-    dom = np.nanargmax(res.fractions[:, sel], axis=0)
-    agree = max(np.mean(np.array(p)[res.labels[sel]] == dom)
-                for p in __import__("itertools").permutations(range(res.n_clusters)))
-    assert agree > 0.7  # measured 0.79; chance is ~0.4 for 3 clusters
+    # each labelled pixel's cluster is its dominant component
+    np.testing.assert_array_equal(res.labels[sel], np.nanargmax(res.fractions[:, sel], axis=0))
+    truth = g.labels[sel] >= 0
+    agree = np.mean(res.labels[sel][truth] == _matched(g.labels[sel][truth],
+                                                       res.labels[sel][truth]))
+    # measured 0.86. The clustering's labels at that k agree 1.00 on this galaxy, one of
+    # the few where they do better: over 292 never-tuned suite galaxies the dominant labels'
+    # ARI is higher on 179 and lower on 31
+    assert agree > 0.8
     comps = res.components
     assert comps["sed"].shape == (res.n_clusters, 6)
     np.testing.assert_allclose(comps["sed"].sum("band"), 1.0)
