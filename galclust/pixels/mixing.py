@@ -28,6 +28,7 @@ import xarray as xr
 from galclust.pixels.binning import bin_seds, binned_signal_noise, voronoi_bins
 from galclust.pixels.distance import pairwise_distances
 from galclust.pixels.nclusters import silhouette_from_distances
+from galclust.pixels.normalize import unit_seds
 from galclust.pixels.pooling import pool_unmixing
 from galclust.pixels.skynoise import correlation_alpha, sky_error_scale
 from galclust.pixels.unmix import unmix
@@ -286,7 +287,7 @@ def labels_silhouette(flux: np.ndarray, labels: np.ndarray, random_state: int = 
     """Mean silhouette of ``labels`` on the L2-normalised SEDs (rows of ``flux``)."""
     if np.unique(labels).size < 2:
         return float("nan")
-    x = flux / np.maximum(np.linalg.norm(flux, axis=1, keepdims=True), 1e-300)
+    x, _ = unit_seds(flux)
     pick = np.arange(len(x)) if len(x) <= SILHOUETTE_ROWS else np.sort(
         np.random.default_rng(random_state).choice(len(x), SILHOUETTE_ROWS, replace=False))
     return silhouette_from_distances(pairwise_distances(x[pick]), labels[pick])

@@ -36,7 +36,15 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from galclust.pixels.unmix import Unmixing, _chi2, _dof, _nnls_abundances, _result, unmix
+from galclust.pixels.unmix import (
+    MIN_COMPONENT_PIXELS,
+    Unmixing,
+    _chi2,
+    _dof,
+    _nnls_abundances,
+    _result,
+    unmix,
+)
 
 __all__ = ["ABUNDANCE_LADDER", "SED_SIGMA", "SED_SNR", "pool_unmixing", "smooth_cube"]
 
@@ -47,9 +55,6 @@ SED_SNR = 20.0
 #: ``(S/N below which, sigma in px)``: a pixel's abundances are fitted to the
 #: cube smoothed by the sigma of the last entry its band-summed S/N is below.
 ABUNDANCE_LADDER: tuple[tuple[float, float], ...] = ((30.0, 1.0), (10.0, 2.5))
-#: Pixels each component must dominate among the bright ones, else the SEDs are
-#: fitted on every pixel of the smoothed stamp.
-_MIN_PIXELS_PER_COMPONENT = 5
 
 
 def smooth_cube(sci: np.ndarray, err: np.ndarray, support: np.ndarray, sigma: float,
@@ -121,6 +126,8 @@ def pool_unmixing(sci: np.ndarray, err: np.ndarray, pixels: np.ndarray, fit: Unm
         ``chi2`` the reduced χ² of the pooled model on the unsmoothed pixels.
     """
     k = fit.n_components
+    if k < 2:  # one SED: every fraction is 1 whatever the smoothing
+        return fit
     flux, e = _pixels(sci, pixels), _pixels(err, pixels)
     w = 1.0 / e**2
     smoothed = {sigma: smooth_cube(sci, err, pixels, sigma, correlation)
@@ -131,12 +138,13 @@ def pool_unmixing(sci: np.ndarray, err: np.ndarray, pixels: np.ndarray, fit: Unm
     with np.errstate(invalid="ignore", divide="ignore"):
         snr = sflux.sum(axis=1) / np.sqrt(np.where(np.isfinite(serr), serr**2, 0.0).sum(axis=1))
     bright = good & (snr >= SED_SNR)
-    # every component must dominate some of the pixels its SED is fitted on
+    # every component must dominate some of the pixels its SED is fitted on (as
+    # many as unmix asks of a component), else every smoothed pixel is used
     owned = np.bincount(fit.labels[bright], minlength=k)
-    if owned.min() < _MIN_PIXELS_PER_COMPONENT:
+    if owned.min() < MIN_COMPONENT_PIXELS:
         bright = good
     seds = fit.seds
-    if k > 1 and bright.sum() >= _MIN_PIXELS_PER_COMPONENT * k:
+    if bright.sum() >= MIN_COMPONENT_PIXELS * k:
         seds = unmix(sflux[bright], serr[bright], n_components=k,
                      random_state=random_state).seds
     # abundances: each pixel fitted to the cube smoothed as its own S/N asks
