@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 import pytest
 
 from galclust.errors import InputError
+from galclust.evaluation.mixtures import score_labels
+from galclust.pixels.core import cluster_galaxy
+from galclust.pixels.mixing import rescale_from_sky
 from galclust.pixels.unmix import hysime, unmix, weighted_nmf
+from galclust.synth.mixtures import make_mixture_galaxy
 
 TWO = np.array([[0.1, 0.2, 0.3, 0.4], [0.4, 0.3, 0.2, 0.1]])
 
@@ -142,3 +148,51 @@ def test_too_few_pixels_is_one_component():
     flux, err, _, _ = _mixture(n_pix=6)
     res = unmix(flux, err)
     assert res.n_components == 1 and res.criterion == "degenerate"
+
+
+def test_a_component_owns_pixels_in_its_tightest_cone_not_only_in_the_plain_fit():
+    """Two fits of one χ²: the data's own cone, and a cone whose second SED lies far outside
+    the data. In the wide one the second component dominates no pixel; the ownership test
+    must still keep it, and must still refuse a hot pixel's component."""
+    u = importlib.import_module("galclust.pixels.unmix")
+    seeds = np.array([[0.1, 0.2, 0.3, 0.4], [0.2, 0.25, 0.25, 0.3]])
+    flux, err, _, _ = _mixture(seeds=seeds, noise=0.01, pure=0.0, seed=8)
+    w = 1.0 / err**2
+    a, s, chi = weighted_nmf(flux, err, 2, init=seeds)
+    assert np.bincount(a.argmax(axis=1), minlength=2).min() >= 200
+    # the second SED moved along the data's line to where a band reaches 0: every pixel's
+    # second-component light is then at most a quarter of it, and χ² does not change
+    far = seeds[1] + 3.0 * (seeds[1] - seeds[0])
+    wide = np.vstack([seeds[0], far])
+    a_wide = u._nnls_abundances(flux, w, wide)
+    chi_wide = u._chi2(flux, w, a_wide, wide)
+    assert chi_wide == pytest.approx(chi, rel=0.01)
+    assert np.bincount(a_wide.argmax(axis=1), minlength=2).min() == 0
+    dof = u._dof(*flux.shape, 2)
+    assert u._owns(flux, err, a_wide, wide, chi_wide, dof, u.VOLUME)
+    # one hot pixel with its own SED: a component that fits it owns one pixel in any cone
+    one, _, _, _ = _mixture(seeds=seeds[:1], noise=0.01, seed=9)
+    one[7] = [0.0, 0.0, 5.0, 0.0]
+    a1, s1, chi1 = weighted_nmf(one, err, 2)
+    assert not u._owns(one, err, a1, s1, chi1, dof, u.VOLUME)
+
+
+def test_unmix_keeps_a_component_the_plain_fit_puts_outside_the_data():
+    """Held-out suite galaxy (2 overlapping components, S/N 30, correlated noise): the plain
+    2-component fit gives the second component one pixel, its tightest cone 75; the truth
+    has it dominate 55. Before ownership was asked of the tightest cone, k was 1."""
+    u = importlib.import_module("galclust.pixels.unmix")
+    g = make_mixture_galaxy(2, snr=30, layout="overlapping", family="heldout", seed=140)
+    err, _, _, corr = rescale_from_sky(g.sci, g.err, g.sky, g.bands)
+    flux, e = g.sci[:, g.mask].T, err[:, g.mask].T
+    w = 1.0 / e**2
+    a1, s1, _ = u._best_fit(flux, e, w, 1, None, 0, 0.0)
+    a2, _, _ = u._best_fit(flux, e, w, 2, (a1, s1), 0, 0.0)
+    assert np.bincount(a2.argmax(axis=1), minlength=2).min() < u.MIN_COMPONENT_PIXELS
+    assert unmix(flux, e, correlation=corr).n_components == 2
+    # through the pixel stage: two components, labelled as the truth where one dominates
+    r = cluster_galaxy(g.sci, g.err, g.mask, g.wavelength, bands=g.bands, sky=g.sky,
+                       unmix="null")
+    assert r.n_clusters == 2
+    ari, coverage = score_labels(g.labels, r.labels)
+    assert ari > 0.9 and coverage > 0.5
