@@ -13,7 +13,8 @@ Rules (``RULES``)
 ``"unmix"``
     ``cluster_galaxy(unmix=True)``: spectral unmixing, k from the bootstrap
     null rule of :func:`galclust.pixels.unmix.unmix`, labels = the dominant
-    component; also fraction maps.
+    component under the minimum-volume SEDs; also fraction maps (SEDs placed
+    by the light's profiles, :mod:`galclust.pixels.profilefit`).
 ``"aic"``, ``"hysime"``
     Unmixing with k from AIC or HySime (Bioucas-Dias & Nascimento 2008).
 ``"silhouette"``

@@ -174,7 +174,10 @@ def cluster_galaxy(sci: Any, err: Any, mask: Any, wavelength: Any, *,
         Also unmix the covered footprint into component fractions and SEDs
         (:mod:`galclust.pixels.unmix`); with ``n_clusters="auto"`` its number
         of components is the result's k and each pixel is labelled with its
-        dominant component (the clustering ``method`` labels them at that k
+        dominant component under the minimum-volume SEDs — the split of the
+        pixels by colour; the fraction maps' SEDs are placed by the light's
+        profiles (:mod:`~galclust.pixels.profilefit`), so their argmax can
+        differ where components overlap (the clustering ``method`` labels them at that k
         if some component dominates no pixel, or if k is not below the number
         of bands used, where every SED is a mixture). True is ``"null"``; a
         name chooses how the unmixing picks k (see

@@ -12,8 +12,12 @@ Three steps, each on one galaxy's stamp (pure numpy):
 - :func:`unmix_footprint` — the spectral unmixing of every covered footprint
   pixel (:func:`~galclust.pixels.unmix.unmix`, its SEDs and fractions
   re-fitted on the smoothed stamp by :func:`~galclust.pixels.pooling.pool_unmixing`):
-  fraction maps and component SEDs with errors, and hard labels (the
-  dominant component) on the pixels that pass the S/N cut.
+  fraction maps and component SEDs with errors, and hard labels on the
+  pixels that pass the S/N cut: each pixel's dominant component under the
+  minimum-volume SEDs, the partition of the pixels by colour (the fraction
+  maps use SEDs placed by the light's profiles,
+  :mod:`~galclust.pixels.profilefit`, and their argmax can differ from the
+  label where components overlap).
 """
 
 from __future__ import annotations
@@ -188,7 +192,8 @@ class Unmixed:
 def unmix_footprint(sci: np.ndarray, err: np.ndarray, pixels: np.ndarray, used: np.ndarray,
                     bands: Sequence[str], wavelength: np.ndarray, *, n_components: Any,
                     k_range: tuple[int, int], random_state: int, rule: str = "null",
-                    correlation: float = 1.0, pooled: bool = True) -> Unmixed:
+                    correlation: float = 1.0, pooled: bool = True,
+                    profiles: bool = True) -> Unmixed:
     """Unmix the SEDs of the ``pixels`` of a stamp (:func:`~galclust.pixels.unmix.unmix`).
 
     Parameters
@@ -210,6 +215,9 @@ def unmix_footprint(sci: np.ndarray, err: np.ndarray, pixels: np.ndarray, used: 
         Re-fit the SEDs and fractions of the chosen k on the spatially
         smoothed stamp (:func:`~galclust.pixels.pooling.pool_unmixing`); False
         keeps the pixel-by-pixel fit.
+    profiles : bool
+        With ``pooled``, place the component SEDs by a multi-band profile
+        decomposition (:func:`~galclust.pixels.profilefit.profile_seds`).
 
     Returns
     -------
@@ -224,7 +232,7 @@ def unmix_footprint(sci: np.ndarray, err: np.ndarray, pixels: np.ndarray, used: 
                 random_state=random_state)
     if pooled:
         res = pool_unmixing(sci[used], err[used], pixels, res, correlation=correlation,
-                            random_state=random_state)
+                            profiles=profiles, random_state=random_state)
     k = res.n_components
     frac = np.full((k,) + pixels.shape, np.nan, dtype=np.float32)
     frac[:, pixels] = res.fractions.T
@@ -256,8 +264,8 @@ def dominant_labels(mixed: Unmixed, pixels: np.ndarray, selected: np.ndarray,
         The pixels that passed the S/N cut (within ``pixels``), in the order of
         the rows labelled.
     bins : FaintBins, optional
-        Clustered faint bins (their rows follow the pixels'): the component of
-        the largest mean fraction over the bin.
+        Clustered faint bins (their rows follow the pixels'): the label most
+        of the bin's pixels have.
 
     Returns
     -------
@@ -269,9 +277,9 @@ def dominant_labels(mixed: Unmixed, pixels: np.ndarray, selected: np.ndarray,
     of_pixel = np.full(pixels.shape, -1, dtype=np.int64)
     of_pixel[pixels] = mixed.labels
     rows = [of_pixel[selected]]
-    if bins is not None:
-        f = np.nan_to_num(mixed.fractions, nan=0.0)
-        rows += [np.array([f[:, bins.labels == b].mean(axis=1).argmax()])
+    if bins is not None:  # a bin takes the label most of its pixels have
+        rows += [np.array([np.bincount(np.clip(of_pixel[bins.labels == b], 0, None),
+                                       minlength=k).argmax()])
                  for b in np.flatnonzero(bins.keep)]
     labels = np.concatenate(rows)
     if (labels < 0).any():

@@ -36,6 +36,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from galclust.pixels.profilefit import profile_seds
 from galclust.pixels.unmix import (
     MIN_COMPONENT_PIXELS,
     Unmixing,
@@ -104,7 +105,8 @@ def _pixels(cube: np.ndarray, pixels: np.ndarray) -> np.ndarray:
 
 
 def pool_unmixing(sci: np.ndarray, err: np.ndarray, pixels: np.ndarray, fit: Unmixing, *,
-                  correlation: float = 1.0, random_state: int = 0) -> Unmixing:
+                  correlation: float = 1.0, profiles: bool = True,
+                  random_state: int = 0) -> Unmixing:
     """Re-fit an unmixing's SEDs and abundances on the spatially smoothed stamp.
 
     Parameters
@@ -117,6 +119,11 @@ def pool_unmixing(sci: np.ndarray, err: np.ndarray, pixels: np.ndarray, fit: Unm
         The pixel-by-pixel unmixing; its number of components is kept.
     correlation : float
         Pixels per independent noise sample (see :func:`smooth_cube`).
+    profiles : bool
+        Place the SEDs by a multi-band profile decomposition
+        (:func:`~galclust.pixels.profilefit.profile_seds`, started from the
+        pooled abundances) and fit the abundances again with them; False keeps
+        the smoothed cube's minimum-volume SEDs.
     random_state : int
 
     Returns
@@ -147,9 +154,30 @@ def pool_unmixing(sci: np.ndarray, err: np.ndarray, pixels: np.ndarray, fit: Unm
     if bright.sum() >= MIN_COMPONENT_PIXELS * k:
         seds = unmix(sflux[bright], serr[bright], n_components=k,
                      random_state=random_state).seds
-    # abundances: each pixel fitted to the cube smoothed as its own S/N asks
+    a = _ladder_abundances(flux, e, pixels, smoothed, seds)
+    # labels: each pixel's dominant component under the minimum-volume SEDs, the
+    # partition of the pixels by colour (placing the SEDs by the light's profiles
+    # moves the boundaries towards the profiles' crossings, a split by brightness)
+    labels = a.argmax(axis=1).astype(np.int64)
+    if profiles:
+        y, x = np.nonzero(pixels)
+        decomposed = profile_seds(flux, e, y.astype(float), x.astype(float), a)
+        if decomposed is not None:
+            seds = decomposed[0]
+            a = _ladder_abundances(flux, e, pixels, smoothed, seds)
+    n, nb = flux.shape
+    res = _result(a, seds, _chi2(flux, w, a, seds), _dof(n, nb, k), w, fit.criterion,
+                  dict(fit.k_scores))
+    res.labels = labels
+    return res
+
+
+def _ladder_abundances(flux: np.ndarray, err: np.ndarray, pixels: np.ndarray,
+                       smoothed: dict[float, tuple[np.ndarray, np.ndarray]],
+                       seds: np.ndarray) -> np.ndarray:
+    """Each pixel's abundances (NNLS) fitted to the cube smoothed as its own S/N asks."""
     with np.errstate(invalid="ignore", divide="ignore"):
-        raw_snr = flux.sum(axis=1) / np.sqrt(np.where(np.isfinite(e), e**2, 0.0).sum(axis=1))
+        raw_snr = flux.sum(axis=1) / np.sqrt(np.where(np.isfinite(err), err**2, 0.0).sum(axis=1))
     target = flux.copy()
     for below, sigma in ABUNDANCE_LADDER:
         use = raw_snr < below
@@ -157,7 +185,4 @@ def pool_unmixing(sci: np.ndarray, err: np.ndarray, pixels: np.ndarray, fit: Unm
             sm = _pixels(smoothed[sigma][0], pixels)
             use &= np.all(np.isfinite(sm), axis=1)
             target[use] = sm[use]
-    a = _nnls_abundances(target, w, seds)
-    n, nb = flux.shape
-    return _result(a, seds, _chi2(flux, w, a, seds), _dof(n, nb, k), w, fit.criterion,
-                   dict(fit.k_scores))
+    return _nnls_abundances(target, 1.0 / err**2, seds)

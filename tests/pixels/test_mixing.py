@@ -44,6 +44,7 @@ def test_faint_galaxy_is_flagged_and_binning_clusters_its_outskirts():
     mixed = cluster_galaxy(g.sci, g.err, g.mask, g.wavelength, sky=g.sky, bin_snr=8,
                            unmix=True)
     sel = mixed.selection
+    # (a separated pair: the colour classes and the fraction maps' argmax agree)
     np.testing.assert_array_equal(mixed.labels[sel],
                                   np.nanargmax(mixed.fractions[:, sel], axis=0))
     assert mixed.n_bins == binned.n_bins and ((mixed.labels >= 0) & ~sel).sum() > 20
@@ -75,15 +76,20 @@ def test_unmixing_gives_fractions_seds_and_the_dominant_labels():
     np.testing.assert_allclose(np.nansum(res.fractions, axis=0)[g.mask], 1.0, atol=1e-5)
     sel = res.labels >= 0
     assert set(np.unique(res.labels[sel])) <= set(range(res.n_clusters))
-    # each labelled pixel's cluster is its dominant component
-    np.testing.assert_array_equal(res.labels[sel], np.nanargmax(res.fractions[:, sel], axis=0))
     truth = g.labels[sel] >= 0
-    agree = np.mean(res.labels[sel][truth] == _matched(g.labels[sel][truth],
-                                                       res.labels[sel][truth]))
-    # measured 0.86. The clustering's labels at that k agree 1.00 on this galaxy, one of
-    # the few where they do better: over 292 never-tuned suite galaxies the dominant labels'
-    # ARI is higher on 179 and lower on 31
-    assert agree > 0.8
+
+    def agree(labels):
+        return np.mean(labels[truth] == _matched(g.labels[sel][truth], labels[truth]))
+
+    # the labels are colour classes (dominant under the minimum-volume SEDs): measured 0.86.
+    # The clustering's labels at that k agree 1.00 on this galaxy, one of the few where they
+    # do better: over 292 never-tuned suite galaxies these labels' ARI is higher on 179 and
+    # lower on 31
+    assert agree(res.labels[sel]) > 0.8
+    # the fraction maps, whose SEDs the light's profiles place: their dominant component
+    # is the true one everywhere (measured 1.00; 0.86 with the minimum-volume SEDs)
+    dominant = np.nanargmax(res.fractions[:, sel], axis=0)
+    assert agree(dominant) > 0.97
     comps = res.components
     assert comps["sed"].shape == (res.n_clusters, 6)
     np.testing.assert_allclose(comps["sed"].sum("band"), 1.0)

@@ -61,24 +61,32 @@ def _fraction_rms_pair(seed: int, n: int, layout: str) -> tuple[float, float]:
     err, _, _, corr = rescale_from_sky(g.sci, g.err, g.sky, g.bands)
     m = g.mask
     fit = unmix_module.unmix(g.sci[:, m].T, err[:, m].T, n_components=n)
+    hull = pool_unmixing(g.sci, err, m, fit, correlation=corr, profiles=False)
     pooled = pool_unmixing(g.sci, err, m, fit, correlation=corr)
     assert pooled.n_components == n and pooled.fractions.shape == fit.fractions.shape
     np.testing.assert_allclose(np.nansum(pooled.fractions, axis=1), 1.0, atol=1e-9)
+    # the profiles move the SEDs and fractions, not the labels (the colour partition)
+    np.testing.assert_array_equal(pooled.labels, hull.labels)
     light = np.clip(g.sci.sum(axis=0), 0.0, None)
     out = []
-    for r in (fit, pooled):
+    for r in (fit, hull, pooled):
         f = np.zeros((n,) + m.shape)
         f[:, m] = np.nan_to_num(r.fractions.T)
         out.append(fraction_rms(g.fractions, f, m, light))
-    return out[0], out[1]
+    return tuple(out)
 
 
 def test_pooling_recovers_held_out_fractions_better_than_pixel_by_pixel():
-    pairs = np.array([_fraction_rms_pair(12, n, layout)
-                      for n in (2, 3, 4) for layout in ("overlapping", "separated")])
+    rms = np.array([_fraction_rms_pair(12, n, layout)
+                    for n in (2, 3, 4) for layout in ("overlapping", "separated")])
+    per_pixel, hull, pooled = rms.T
     # measured: median 0.234 -> 0.167, every galaxy better (ratio 0.44-0.96)
-    assert np.median(pairs[:, 1]) <= 0.8 * np.median(pairs[:, 0])
-    assert np.all(pairs[:, 1] < pairs[:, 0])
+    assert np.median(hull) <= 0.8 * np.median(per_pixel)
+    assert np.all(hull < per_pixel)
+    # SEDs placed by the light's profiles (profilefit): measured median 0.167 -> 0.135,
+    # better on 5 of 6 (0.085-0.244 -> 0.058-0.175; the worse one 0.169 -> 0.173)
+    assert np.median(pooled) <= 0.85 * np.median(hull)
+    assert np.sum(pooled < hull) >= 5
 
 
 def test_pure_pixels_come_out_pure():
