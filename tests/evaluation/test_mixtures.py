@@ -2,10 +2,13 @@
 
 Both families, on a seed no setting was chosen on (the rules' constants were
 set on ``family="default"`` seeds 0-2; ``"heldout"`` was never tuned on).
-The bounds are what the suite supports, below issue #11's targets (k right
-for >= 90 %, fractions to <= 0.1 RMS), which are not met; see the module
-docstrings of :mod:`galclust.pixels.unmix` and :mod:`galclust.pixels.pooling`
-and the demo's table.
+The bounds are what the suite supports. Issue #11's k target (right for >= 90 %
+of overlapping galaxies) is not met: about a third of them do not show all
+their components (``identifiable``), and k is held at 0.9 over those that do.
+Its fraction target (<= 0.1 RMS) is held on overlapping and separated layouts
+here; see the module docstrings of :mod:`galclust.pixels.unmix`,
+:mod:`galclust.pixels.pooling` and :mod:`galclust.pixels.profilefit` and the
+demo's table.
 """
 
 from __future__ import annotations
@@ -59,9 +62,10 @@ def test_labels_and_fractions_are_scored(suite):
     apart = un[un["layout"] != "nested"].groupby(["family", "layout"])["ari"].median()
     assert apart.min() >= 0.9, apart
     assert un["frac_rms"].notna().all() and un["frac_rms"].median() <= 0.2
-    # spatially pooled fractions (measured 0.088-0.114 on seed 11; 0.22-0.27 pixel by pixel)
+    # pooled fractions with SEDs placed by the light's profiles: measured 0.033-0.079 on
+    # seed 11 (0.088-0.114 with the narrowest cone's SEDs, 0.22-0.27 pixel by pixel)
     layouts = un[un["layout"] != "nested"].groupby(["family", "layout"])["frac_rms"].median()
-    assert layouts.max() <= 0.14, layouts
+    assert layouts.max() <= 0.1, layouts
     assert suite[suite["rule"] == "chi2"]["frac_rms"].isna().all()  # no fractions
     table = mixture_table(suite)
     assert table.index.names == ["n_components", "snr", "layout"]
