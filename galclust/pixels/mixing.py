@@ -277,10 +277,12 @@ def dominant_labels(mixed: Unmixed, pixels: np.ndarray, selected: np.ndarray,
     of_pixel = np.full(pixels.shape, -1, dtype=np.int64)
     of_pixel[pixels] = mixed.labels
     rows = [of_pixel[selected]]
-    if bins is not None:  # a bin takes the label most of its pixels have
-        rows += [np.array([np.bincount(np.clip(of_pixel[bins.labels == b], 0, None),
-                                       minlength=k).argmax()])
-                 for b in np.flatnonzero(bins.keep)]
+    if bins is not None:  # a bin takes the label most of its unmixed pixels have
+        for b in np.flatnonzero(bins.keep):
+            inside = of_pixel[bins.labels == b]
+            inside = inside[inside >= 0]
+            rows.append(np.array([np.bincount(inside, minlength=k).argmax()
+                                  if inside.size else -1]))
     labels = np.concatenate(rows)
     if (labels < 0).any():
         return None
