@@ -158,7 +158,8 @@ def pool_unmixing(sci: np.ndarray, err: np.ndarray, pixels: np.ndarray, fit: Unm
     if bright.sum() >= MIN_COMPONENT_PIXELS * k:
         seds = unmix(sflux[bright], serr[bright], n_components=k,
                      random_state=random_state).seds
-    a = _ladder_abundances(flux, e, pixels, smoothed, seds)
+    target = _ladder_target(flux, e, pixels, smoothed)
+    a = _nnls_abundances(target, w, seds)
     # labels: each pixel's dominant component under the minimum-volume SEDs, the
     # partition of the pixels by colour (placing the SEDs by the light's profiles
     # moves the boundaries towards the profiles' crossings, a split by brightness)
@@ -168,7 +169,7 @@ def pool_unmixing(sci: np.ndarray, err: np.ndarray, pixels: np.ndarray, fit: Unm
         decomposed = profile_seds(flux, e, y.astype(float), x.astype(float), a)
         if decomposed is not None:
             seds = decomposed[0]
-            a = _ladder_abundances(flux, e, pixels, smoothed, seds)
+            a = _nnls_abundances(target, w, seds)
     n, nb = flux.shape
     res = _result(a, seds, _chi2(flux, w, a, seds), _dof(n, nb, k), w, fit.criterion,
                   dict(fit.k_scores))
@@ -176,10 +177,9 @@ def pool_unmixing(sci: np.ndarray, err: np.ndarray, pixels: np.ndarray, fit: Unm
     return res
 
 
-def _ladder_abundances(flux: np.ndarray, err: np.ndarray, pixels: np.ndarray,
-                       smoothed: dict[float, tuple[np.ndarray, np.ndarray]],
-                       seds: np.ndarray) -> np.ndarray:
-    """Each pixel's abundances (NNLS) fitted to the cube smoothed as its own S/N asks."""
+def _ladder_target(flux: np.ndarray, err: np.ndarray, pixels: np.ndarray,
+                   smoothed: dict[float, tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """Each pixel's SED from the cube smoothed as its own S/N asks (the abundances' target)."""
     with np.errstate(invalid="ignore", divide="ignore"):
         raw_snr = flux.sum(axis=1) / np.sqrt(np.where(np.isfinite(err), err**2, 0.0).sum(axis=1))
     target = flux.copy()
@@ -189,4 +189,4 @@ def _ladder_abundances(flux: np.ndarray, err: np.ndarray, pixels: np.ndarray,
             sm = _pixels(smoothed[sigma][0], pixels)
             use &= np.all(np.isfinite(sm), axis=1)
             target[use] = sm[use]
-    return _nnls_abundances(target, 1.0 / err**2, seds)
+    return target
