@@ -382,7 +382,8 @@ def _dof(n: int, nb: int, k: int) -> int:
 
 def unmix(flux: Any, err: Any, *, n_components: Any = "auto", k_range: tuple[int, int] = (1, 6),
           penalty: str = "null", null_sigma: float = NULL_SIGMA, volume: float = VOLUME,
-          correlation: float = 1.0, random_state: int = 0) -> Unmixing:
+          correlation: float = 1.0, init: np.ndarray | None = None,
+          random_state: int = 0) -> Unmixing:
     """Unmix pixel SEDs into component fractions and SEDs, choosing their number.
 
     Parameters
@@ -410,6 +411,8 @@ def unmix(flux: Any, err: Any, *, n_components: Any = "auto", k_range: tuple[int
         the margin is ``null_sigma * sqrt(2 D0 correlation)``.
     volume : float
         Largest weight of the minimum-volume term of the final fit (0: plain χ²).
+    init : ndarray, (n_components, band), optional
+        Starting SEDs for an integer ``n_components``.
     random_state : int
 
     Returns
@@ -444,7 +447,8 @@ def unmix(flux: Any, err: Any, *, n_components: Any = "auto", k_range: tuple[int
     if n < 2 * MIN_COMPONENT_PIXELS or nb < 2:
         return final(1, "degenerate", {})
     if not isinstance(n_components, str):
-        return final(min(int(n_components), n), "fixed", {})
+        k = min(int(n_components), n)
+        return final(k, "fixed", {}, init if init is not None and len(init) == k else None)
     if n_components == "hysime":
         return final(int(np.clip(hysime(flux, err), min(kmin, kmax), kmax)), "hysime", {})
     kmin = min(kmin, kmax)
