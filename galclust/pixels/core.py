@@ -179,9 +179,10 @@ def cluster_galaxy(sci: Any, err: Any, mask: Any, wavelength: Any, *,
         profiles (:mod:`~galclust.pixels.profilefit`), so their argmax can
         differ where components overlap (the clustering ``method`` labels them at that k
         if some component dominates no pixel, or if k is not below the number
-        of bands used, where every SED is a mixture). True is ``"null"``; a
-        name chooses how the unmixing picks k (see
-        :func:`~galclust.pixels.unmix.unmix`).
+        of bands used, where every SED is a mixture). True is ``"null"``
+        (whose k is tested again on the smoothed stamp,
+        :mod:`~galclust.pixels.smoothk`); a name chooses how the unmixing
+        picks k (see :func:`~galclust.pixels.unmix.unmix`).
     bin_snr : float, optional
         Voronoi-bin the covered footprint pixels below ``snr_threshold`` to
         this S/N and cluster the bins that reach ``snr_threshold``.

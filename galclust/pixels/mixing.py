@@ -10,8 +10,9 @@ Three steps, each on one galaxy's stamp (pure numpy):
   Voronoi bins of a target S/N (:func:`~galclust.pixels.binning.voronoi_bins`)
   so faint outskirts are clustered as bins instead of dropped.
 - :func:`unmix_footprint` — the spectral unmixing of every covered footprint
-  pixel (:func:`~galclust.pixels.unmix.unmix`, its SEDs and fractions
-  re-fitted on the smoothed stamp by :func:`~galclust.pixels.pooling.pool_unmixing`):
+  pixel (:func:`~galclust.pixels.unmix.unmix`, its k tested again on the
+  smoothed stamp by :func:`~galclust.pixels.smoothk.smoothed_k`, its SEDs and
+  fractions re-fitted on the smoothed stamp by :func:`~galclust.pixels.pooling.pool_unmixing`):
   fraction maps and component SEDs with errors, and hard labels on the
   pixels that pass the S/N cut: each pixel's dominant component under the
   minimum-volume SEDs, the partition of the pixels by colour (the fraction
@@ -34,7 +35,8 @@ from galclust.pixels.distance import pairwise_distances
 from galclust.pixels.nclusters import silhouette_from_distances
 from galclust.pixels.normalize import unit_seds
 from galclust.pixels.pooling import pool_unmixing
-from galclust.pixels.skynoise import correlation_alpha, sky_error_scale
+from galclust.pixels.skynoise import CORRELATION_AREA, correlation_alpha, sky_error_scale
+from galclust.pixels.smoothk import K_SIGMAS, smoothed_k
 from galclust.pixels.unmix import unmix
 
 __all__ = ["FAINT_FRACTION", "UNMIX_RULES", "FaintBins", "Unmixed", "dominant_labels",
@@ -55,10 +57,6 @@ def is_faint(n_kept: int, n_covered: int, min_pixels: int) -> bool:
     few = n_kept < 2 * min_pixels <= n_covered
     return bool(n_covered and (n_kept < FAINT_FRACTION * n_covered or few))
 
-
-#: Pixels of the area over which the noise correlation is measured (a 5 x 5 box:
-#: a few PSF FWHM of a critically sampled image).
-CORRELATION_AREA = 25
 
 
 def rescale_from_sky(sci: np.ndarray, err: np.ndarray, sky: np.ndarray | None,
@@ -193,7 +191,7 @@ def unmix_footprint(sci: np.ndarray, err: np.ndarray, pixels: np.ndarray, used: 
                     bands: Sequence[str], wavelength: np.ndarray, *, n_components: Any,
                     k_range: tuple[int, int], random_state: int, rule: str = "null",
                     correlation: float = 1.0, pooled: bool = True,
-                    profiles: bool = True) -> Unmixed:
+                    profiles: bool = True, k_sigmas: tuple[float, ...] = K_SIGMAS) -> Unmixed:
     """Unmix the SEDs of the ``pixels`` of a stamp (:func:`~galclust.pixels.unmix.unmix`).
 
     Parameters
@@ -218,6 +216,11 @@ def unmix_footprint(sci: np.ndarray, err: np.ndarray, pixels: np.ndarray, used: 
     profiles : bool
         With ``pooled``, place the component SEDs by a multi-band profile
         decomposition (:func:`~galclust.pixels.profilefit.profile_seds`).
+    k_sigmas : tuple of float
+        With ``n_components="auto"`` and the null rule, test k again on the
+        stamp smoothed by each of these Gaussian sigmas (px) in turn
+        (:func:`~galclust.pixels.smoothk.smoothed_k`); ``()``: the
+        pixel-by-pixel test alone.
 
     Returns
     -------
@@ -230,6 +233,14 @@ def unmix_footprint(sci: np.ndarray, err: np.ndarray, pixels: np.ndarray, used: 
     res = unmix(flux, e, n_components=n_components, k_range=k_range,
                 penalty=rule if rule != "hysime" else "null", correlation=correlation,
                 random_state=random_state)
+    if n_components == "auto" and rule == "null" and k_sigmas and res.criterion == "null":
+        k, seds, _ = smoothed_k(sci[used], err[used], pixels, res.n_components, res.seds,
+                                k_max=k_range[1], correlation=correlation, sigmas=k_sigmas,
+                                random_state=random_state)
+        if k > res.n_components:
+            scores = dict(res.k_scores)
+            res = unmix(flux, e, n_components=k, init=seds, random_state=random_state)
+            res.criterion, res.k_scores = "null-smoothed", {**scores, **res.k_scores}
     if pooled:
         res = pool_unmixing(sci[used], err[used], pixels, res, correlation=correlation,
                             profiles=profiles, random_state=random_state)
