@@ -12,7 +12,8 @@ Rules (``RULES``)
     ``n_clusters="auto"`` (the χ² rule of :mod:`galclust.pixels.nclusters`).
 ``"unmix"``
     ``cluster_galaxy(unmix=True)``: spectral unmixing, k from the bootstrap
-    null rule of :func:`galclust.pixels.unmix.unmix`, labels = the dominant
+    null rule of :func:`galclust.pixels.unmix.unmix`, tested again on the
+    smoothed stamp (:mod:`galclust.pixels.smoothk`), labels = the dominant
     component under the minimum-volume SEDs; also fraction maps (SEDs placed
     by the light's profiles, :mod:`galclust.pixels.profilefit`).
 ``"aic"``, ``"hysime"``
@@ -41,7 +42,9 @@ the same unweighted over pixels of band-summed S/N ≥ 10.
 the k-component fit started from the *true* SEDs lowers χ² below the best
 (k − 1)-component fit by more than the unmixing's null rule asks of a new
 component (its drop on the (k − 1) model plus simulated noise, plus
-``NULL_SIGMA`` standard deviations, widened by the sky's noise correlation).
+``NULL_SIGMA`` standard deviations, widened by the sky's noise correlation),
+pixel by pixel or on the stamp smoothed as the unmixing's second k test
+smooths it (:mod:`galclust.pixels.smoothk`).
 Where it does not, no rule that holds single components at k = 1 can be
 expected to find k, whatever its method; ``mixture_table`` reports k accuracy
 over the identifiable galaxies beside the raw one.
@@ -65,6 +68,7 @@ from galclust.pixels.core import cluster_galaxy
 from galclust.pixels.estimator import PixelClusterer
 from galclust.pixels.mixing import rescale_from_sky
 from galclust.pixels.selection import select_pixels
+from galclust.pixels.smoothk import smoothed_shows
 from galclust.pixels.unmix import NULL_SIGMA, _best_fit, _null_drop, weighted_nmf
 
 __all__ = ["RULES", "fraction_rms", "identifiable", "mixture_table", "run_mixture_suite",
@@ -131,7 +135,9 @@ def identifiable(g: Any) -> bool:
     bool
         True for a single component; for k >= 2, whether the k-component fit
         started from the true SEDs beats the best (k − 1)-component fit by the
-        null rule's margin, on the footprint with sky-rescaled errors.
+        null rule's margin, on the footprint with sky-rescaled errors, or on
+        the footprint smoothed as the unmixing's k test smooths it
+        (:func:`~galclust.pixels.smoothk.smoothed_shows`).
     """
     k = int(g.n_components)
     if k < 2:
@@ -146,7 +152,10 @@ def identifiable(g: Any) -> bool:
         fewer = min(fewer, _best_fit(flux, e, w, k - 1, start, 0, 0.0), key=lambda f: f[2])
     truth = weighted_nmf(flux, e, k, init=g.seds)
     null = _null_drop(fewer[0], fewer[1], e, 1)
-    return bool(fewer[2] - truth[2] > null + NULL_SIGMA * np.sqrt(2.0 * null * max(corr, 1.0)))
+    if fewer[2] - truth[2] > null + NULL_SIGMA * np.sqrt(2.0 * null * max(corr, 1.0)):
+        return True
+    return smoothed_shows(g.sci.astype(np.float64), err.astype(np.float64), g.mask, g.seds,
+                          correlation=corr)
 
 
 def _run(rule: str, g: Any) -> tuple[int, np.ndarray, np.ndarray | None]:
