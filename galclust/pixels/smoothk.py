@@ -114,7 +114,9 @@ def _smoothed_null(sci_err: np.ndarray, pixels: np.ndarray, keep: np.ndarray, a:
             unit = ndimage.convolve1d(ndimage.convolve1d(unit, kernel, axis=1), kernel, axis=2)
         smoothed, _ = smooth_cube(unit * scale, sci_err, pixels, sigma)
         sim = a @ s + smoothed[:, pixels].T[keep]
-        base = _best_fit(sim, err, w, s.shape[0], None, seed + draw, 0.0)
+        # the k fit starts from the model's own SEDs (the best start there is); the
+        # k + 1 fit is searched as on the data
+        base = weighted_nmf(sim, err, s.shape[0], init=s)
         more = _best_fit(sim, err, w, s.shape[0] + 1, base[:2], seed + draw, 0.0)
         drops.append(max(base[2] - more[2], 0.0))
     return float(np.mean(drops))
