@@ -170,7 +170,7 @@ def cluster_galaxy(sci: Any, err: Any, mask: Any, wavelength: Any, *,
         errors are first multiplied by the robust scatter of ``sci / err``
         there (``error_scale``; flag ``SKY_TOO_SMALL`` and factor 1 where
         there is too little sky).
-    unmix : bool or {"null", "aic", "bic", "hysime"}
+    unmix : bool or {"null", "pixel", "aic", "bic", "hysime"}
         Also unmix the covered footprint into component fractions and SEDs
         (:mod:`galclust.pixels.unmix`); with ``n_clusters="auto"`` its number
         of components is the result's k and each pixel is labelled with its
@@ -181,8 +181,9 @@ def cluster_galaxy(sci: Any, err: Any, mask: Any, wavelength: Any, *,
         if some component dominates no pixel, or if k is not below the number
         of bands used, where every SED is a mixture). True is ``"null"``
         (whose k is tested again on the smoothed stamp,
-        :mod:`~galclust.pixels.smoothk`); a name chooses how the unmixing
-        picks k (see :func:`~galclust.pixels.unmix.unmix`).
+        :mod:`~galclust.pixels.smoothk`; ``"pixel"``: that test pixel by
+        pixel only); a name chooses how the unmixing picks k (see
+        :func:`~galclust.pixels.unmix.unmix`).
     bin_snr : float, optional
         Voronoi-bin the covered footprint pixels below ``snr_threshold`` to
         this S/N and cluster the bins that reach ``snr_threshold``.

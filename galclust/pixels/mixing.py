@@ -42,8 +42,9 @@ from galclust.pixels.unmix import unmix
 __all__ = ["FAINT_FRACTION", "UNMIX_RULES", "FaintBins", "Unmixed", "dominant_labels",
            "faint_bins", "is_faint", "labels_silhouette", "rescale_from_sky", "unmix_footprint"]
 
-#: How ``cluster_galaxy(unmix=...)`` chooses k (see :func:`galclust.pixels.unmix.unmix`).
-UNMIX_RULES: tuple[str, ...] = ("null", "aic", "bic", "hysime")
+#: How ``cluster_galaxy(unmix=...)`` chooses k (see :func:`galclust.pixels.unmix.unmix`):
+#: ``"pixel"`` is the null rule without the smoothed-stamp test (:mod:`~galclust.pixels.smoothk`).
+UNMIX_RULES: tuple[str, ...] = ("null", "pixel", "aic", "bic", "hysime")
 #: A galaxy whose S/N cut keeps less than this fraction of its covered
 #: footprint, or fewer than ``2 * min_pixels`` of a larger one, is flagged
 #: ``FAINT`` (counting clustered faint bins). Synthetic galaxies with
@@ -205,8 +206,10 @@ def unmix_footprint(sci: np.ndarray, err: np.ndarray, pixels: np.ndarray, used: 
     n_components : "auto", "hysime" or int
     k_range : (int, int)
     random_state : int
-    rule : {"null", "aic", "bic", "hysime"}
-        How k is chosen when ``n_components="auto"``.
+    rule : {"null", "pixel", "aic", "bic", "hysime"}
+        How k is chosen when ``n_components="auto"``: ``"pixel"`` is the null
+        rule pixel by pixel alone (``k_sigmas`` unused; about 2.5 times
+        faster).
     correlation : float
         Noise correlation area (:func:`rescale_from_sky`), for the null rule.
     pooled : bool
@@ -231,7 +234,8 @@ def unmix_footprint(sci: np.ndarray, err: np.ndarray, pixels: np.ndarray, used: 
     if n_components == "auto" and rule == "hysime":
         n_components = "hysime"
     res = unmix(flux, e, n_components=n_components, k_range=k_range,
-                penalty=rule if rule != "hysime" else "null", correlation=correlation,
+                penalty=rule if rule not in ("hysime", "pixel") else "null",
+                correlation=correlation,
                 random_state=random_state)
     if n_components == "auto" and rule == "null" and k_sigmas and res.criterion == "null":
         k, seds, _ = smoothed_k(sci[used], err[used], pixels, res.n_components, res.seds,

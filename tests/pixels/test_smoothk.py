@@ -128,3 +128,15 @@ def test_unmix_footprint_takes_the_smoothed_k_and_says_so():
     # an explicit k and the AIC rule are not re-tested
     aic = unmix_footprint(sci, err, pixels, used, bands, wl, rule="aic", **kw)
     assert aic.criterion == "aic"
+
+
+def test_the_pixel_rule_keeps_the_pixel_by_pixel_test_alone_through_the_options():
+    from galclust.options import PixelOptions
+    from galclust.pixels.core import cluster_galaxy
+
+    sci, err, pixels, _ = _stamp(True, 10.0, 1)
+    wl = np.linspace(1.0, 4.0, 5)
+    both = cluster_galaxy(sci, err, pixels, wl, unmix=True)
+    alone = cluster_galaxy(sci, err, pixels, wl, unmix=PixelOptions(unmix="pixel").kwargs()["unmix"])
+    assert (both.n_clusters, both.criterion) == (2, "unmix-null-smoothed")
+    assert (alone.n_clusters, alone.criterion) == (1, "unmix-null")
