@@ -59,7 +59,6 @@ def is_faint(n_kept: int, n_covered: int, min_pixels: int) -> bool:
     return bool(n_covered and (n_kept < FAINT_FRACTION * n_covered or few))
 
 
-
 def rescale_from_sky(sci: np.ndarray, err: np.ndarray, sky: np.ndarray | None,
                      bands: Sequence[str], *, correlation: bool = True
                      ) -> tuple[np.ndarray, dict[str, float], bool, float]:
@@ -208,7 +207,7 @@ def unmix_footprint(sci: np.ndarray, err: np.ndarray, pixels: np.ndarray, used: 
     random_state : int
     rule : {"null", "pixel", "aic", "bic", "hysime"}
         How k is chosen when ``n_components="auto"``: ``"pixel"`` is the null
-        rule pixel by pixel alone (``k_sigmas`` unused; about 2.5 times
+        rule pixel by pixel alone (``k_sigmas`` unused; 2-2.7 times
         faster).
     correlation : float
         Noise correlation area (:func:`rescale_from_sky`), for the null rule.

@@ -42,10 +42,10 @@ __all__ = [
 ]
 
 _MAD = 1.4826  # Gaussian sigma / MAD
+_MAD_SE = 1.166  # relative standard error of the MAD sigma is 1.166 / sqrt(n) (Gaussian)
 #: Pixels of the area over which the noise correlation is summarised (a 5 x 5 box:
 #: a few PSF FWHM of a critically sampled image).
 CORRELATION_AREA = 25
-_MAD_SE = 1.166  # relative standard error of the MAD sigma is 1.166 / sqrt(n) (Gaussian)
 
 
 @dataclass(frozen=True)

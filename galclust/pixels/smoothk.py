@@ -47,6 +47,8 @@ must dominate :data:`~galclust.pixels.unmix.MIN_COMPONENT_PIXELS` pixels.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from scipy import ndimage
 
@@ -77,7 +79,8 @@ def _variance_area(sigma: float, correlation: float) -> float:
     return 2.0 * np.pi * sigma**2 + max(correlation, 1.0)
 
 
-def _sky_kernel(correlation: float) -> np.ndarray | None:
+@functools.lru_cache(maxsize=64)
+def _kernel_for(correlation: float) -> np.ndarray | None:
     """A 1-D Gaussian kernel of unit sum of squares whose 2-D product correlates white
     noise as the sky's measured ``correlation`` says: sums over
     :data:`~galclust.pixels.skynoise.CORRELATION_AREA` pixels (5 x 5) scatter
@@ -95,6 +98,12 @@ def _sky_kernel(correlation: float) -> np.ndarray | None:
         if ratio_1d**2 >= correlation:
             return k
     return k
+
+
+def _sky_kernel(correlation: float) -> np.ndarray | None:
+    """:func:`_kernel_for` the measured correlation to 0.01 (the search is the same for
+    every galaxy of a survey)."""
+    return _kernel_for(round(float(correlation), 2))
 
 
 def _smoothed_null(sci_err: np.ndarray, pixels: np.ndarray, keep: np.ndarray, a: np.ndarray,
