@@ -86,7 +86,7 @@ class PixelOptions:
     unmix: str = _opt("off", "--unmix", "spectral unmixing into fraction maps and component "
                       "SEDs, whose number of components becomes the clusters' k: off, on "
                       "(k by the bootstrap-null chi2 test, pixel by pixel and on the stamp "
-                      "smoothed by 1 and 2 px), pixel (that test pixel by pixel only, ~2.5x "
+                      "smoothed by 1 and 2 px), pixel (that test pixel by pixel only, 2-2.7x "
                       "faster), aic, bic or hysime; ~20-100x the CPU per galaxy",
                       metavar="{off,on,pixel,aic,bic,hysime}")
     bin_snr: float = _opt(0.0, "--bin-snr", "Voronoi-bin footprint pixels below --snr-min to "
