@@ -214,7 +214,8 @@ def smoothed_k(sci: np.ndarray, err: np.ndarray, pixels: np.ndarray, k: int,
         The component SEDs of the last accepted smoothed fit (the given
         ``seds`` if none was accepted).
     drops : dict of float to list of float
-        Per sigma, ``[drop, needed]`` of each k + 1 tried (for the record).
+        Per sigma, the χ² drop and the drop needed of each k + 1 tried, in
+        turn (``[drop, needed, drop, needed, …]``; for the record).
     """
     nb = sci.shape[0]
     k_max = min(k_max, nb, int(pixels.sum()) // MIN_COMPONENT_PIXELS)

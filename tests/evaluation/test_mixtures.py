@@ -3,7 +3,7 @@
 Both families, on a seed no setting was chosen on (the rules' constants were
 set on ``family="default"`` seeds 0-2; ``"heldout"`` was never tuned on).
 The bounds are what the suite supports. Issue #11's k target (right for >= 90 %
-of overlapping galaxies) is not met: a tenth to a quarter of them do not show
+of overlapping galaxies) is not met: a tenth to a third of them do not show
 all their components even on the smoothed stamp (``identifiable``), and k is
 held at 0.9 over those that do.
 Its fraction target (<= 0.1 RMS) is held on overlapping and separated layouts
