@@ -106,17 +106,28 @@ def _sky_kernel(correlation: float) -> np.ndarray | None:
     return _kernel_for(round(float(correlation), 2))
 
 
-def _smoothed_null(sci_err: np.ndarray, pixels: np.ndarray, keep: np.ndarray, a: np.ndarray,
-                   s: np.ndarray, err: np.ndarray, sigma: float, correlation: float,
-                   seed: int) -> float:
-    """Mean χ² drop from k to k + 1 on the k-component model plus noise smoothed like the
-    data, over :data:`NULL_DRAWS` draws. The noise has the sky's measured correlation area
-    (white noise through a Gaussian kernel, :func:`_sky_kernel`) before the smoothing."""
+def _needed(null: float, sigma: float, correlation: float, null_sigma: float) -> float:
+    """The drop a new component must beat, for a mean drop ``null`` on noise."""
+    return null + null_sigma * np.sqrt(2.0 * null * _variance_area(sigma, correlation))
+
+
+def _beats_null(drop: float, sci_err: np.ndarray, pixels: np.ndarray, keep: np.ndarray,
+                a: np.ndarray, s: np.ndarray, err: np.ndarray, sigma: float,
+                correlation: float, null_sigma: float, seed: int) -> tuple[bool, float]:
+    """Whether ``drop`` beats the margin over the mean χ² drop from k to k + 1 on the
+    k-component model plus noise smoothed like the data (:data:`NULL_DRAWS` draws), and
+    the drop needed.
+
+    The noise has the sky's measured correlation (white noise through a Gaussian kernel,
+    :func:`_sky_kernel`) before the smoothing. Drops on noise are >= 0 and the margin
+    grows with their mean, so once the draws so far make the margin exceed ``drop`` the
+    rest cannot change the answer: the draws stop there (the needed drop returned is then
+    a lower bound)."""
     rng = np.random.default_rng(seed)
     kernel = _sky_kernel(correlation)
     scale = np.where(np.isfinite(sci_err), sci_err, 0.0)
     w = 1.0 / err**2
-    drops = []
+    total = 0.0
     for draw in range(NULL_DRAWS):
         unit = rng.normal(size=sci_err.shape)
         if kernel is not None:
@@ -127,8 +138,11 @@ def _smoothed_null(sci_err: np.ndarray, pixels: np.ndarray, keep: np.ndarray, a:
         # k + 1 fit is searched as on the data
         base = weighted_nmf(sim, err, s.shape[0], init=s)
         more = _best_fit(sim, err, w, s.shape[0] + 1, base[:2], seed + draw, 0.0)
-        drops.append(max(base[2] - more[2], 0.0))
-    return float(np.mean(drops))
+        total += max(base[2] - more[2], 0.0)
+        need = _needed(total / NULL_DRAWS, sigma, correlation, null_sigma)
+        if drop <= need:
+            return False, need
+    return True, need
 
 
 def _smoothed_pixels(sci: np.ndarray, err: np.ndarray, pixels: np.ndarray, sigma: float,
@@ -173,9 +187,8 @@ def smoothed_shows(sci: np.ndarray, err: np.ndarray, pixels: np.ndarray, seds: n
             start = _best_fit(flux, e, w, k - 2, None, 0, 0.0)[:2]
             fewer = min(fewer, _best_fit(flux, e, w, k - 1, start, 0, 0.0), key=lambda f: f[2])
         truth = weighted_nmf(flux, e, k, init=seds)
-        null = _smoothed_null(err, pixels, keep, fewer[0], fewer[1], e, sigma, correlation, 1)
-        if fewer[2] - truth[2] > null + NULL_SIGMA * np.sqrt(
-                2.0 * null * _variance_area(sigma, correlation)):
+        if _beats_null(fewer[2] - truth[2], err, pixels, keep, fewer[0], fewer[1], e, sigma,
+                       correlation, NULL_SIGMA, 1)[0]:
             return True
     return False
 
@@ -215,7 +228,10 @@ def smoothed_k(sci: np.ndarray, err: np.ndarray, pixels: np.ndarray, k: int,
         ``seds`` if none was accepted).
     drops : dict of float to list of float
         Per sigma, the χ² drop and the drop needed of each k + 1 tried, in
-        turn (``[drop, needed, drop, needed, …]``; for the record).
+        turn (``[drop, needed, drop, needed, …]``; for the record). The
+        needed drop is NaN where a component owned too few pixels, and a
+        lower bound where the null's draws stopped early
+        (:func:`_beats_null`).
     """
     nb = sci.shape[0]
     k_max = min(k_max, nb, int(pixels.sum()) // MIN_COMPONENT_PIXELS)
@@ -234,12 +250,14 @@ def smoothed_k(sci: np.ndarray, err: np.ndarray, pixels: np.ndarray, k: int,
         tried = drops.setdefault(float(sigma), [])
         while k < k_max:
             a2, s2, chi2 = _best_fit(flux, e, w, k + 1, (a, s), random_state, 0.0)
-            null = _smoothed_null(err, pixels, keep, a, s, e, sigma, correlation,
-                                  random_state + k)
-            need = null + null_sigma * np.sqrt(2.0 * null * _variance_area(sigma, correlation))
+            # ownership first: it is cheaper than the null's draws, and both must hold
+            if not _owns(flux, e, a2, s2, chi2, _dof(n, nb, k + 1), VOLUME):
+                tried += [float(chi - chi2), float("nan")]
+                break
+            beats, need = _beats_null(chi - chi2, err, pixels, keep, a, s, e, sigma,
+                                      correlation, null_sigma, random_state + k)
             tried += [float(chi - chi2), float(need)]
-            if chi - chi2 <= need or not _owns(flux, e, a2, s2, chi2, _dof(n, nb, k + 1),
-                                               VOLUME):
+            if not beats:
                 break
             a, s, chi, k = a2, s2, chi2, k + 1
             seds = s
