@@ -60,7 +60,8 @@ from galclust.pixels.unmix import (
     VOLUME,
     _best_fit,
     _dof,
-    _owns,
+    _fits,
+    _owning_fit,
     weighted_nmf,
 )
 
@@ -249,16 +250,17 @@ def smoothed_k(sci: np.ndarray, err: np.ndarray, pixels: np.ndarray, k: int,
         a, s, chi = min(fits, key=lambda f: f[2])
         tried = drops.setdefault(float(sigma), [])
         while k < k_max:
-            a2, s2, chi2 = _best_fit(flux, e, w, k + 1, (a, s), random_state, 0.0)
+            fits = _fits(flux, e, w, k + 1, (a, s), random_state, 0.0)
             # ownership first: it is cheaper than the null's draws, and both must hold
-            if not _owns(flux, e, a2, s2, chi2, _dof(n, nb, k + 1), VOLUME):
-                tried += [float(chi - chi2), float("nan")]
+            owned = _owning_fit(flux, e, fits, random_state, _dof(n, nb, k + 1), VOLUME)
+            if owned is None:
+                tried += [float(chi - min(f[2] for f in fits)), float("nan")]
                 break
-            beats, need = _beats_null(chi - chi2, err, pixels, keep, a, s, e, sigma,
+            beats, need = _beats_null(chi - owned[2], err, pixels, keep, a, s, e, sigma,
                                       correlation, null_sigma, random_state + k)
-            tried += [float(chi - chi2), float(need)]
+            tried += [float(chi - owned[2]), float(need)]
             if not beats:
                 break
-            a, s, chi, k = a2, s2, chi2, k + 1
+            (a, s, chi), k = owned, k + 1
             seds = s
     return k, seds, drops
