@@ -50,7 +50,9 @@ expected to find k, whatever its method; ``mixture_table`` reports k accuracy
 over the identifiable galaxies beside the raw one.
 
 Every galaxy's errors are first rescaled from its sky
-(``cluster_galaxy(sky=...)``), as the pixel stage does.
+(``cluster_galaxy(sky=...)``), as the pixel stage does; where the stamp holds
+too little sky (a nested disc that fills it), from the sky beside it
+(:func:`suite_errors`), as the pixel stage takes the sky around every stamp.
 """
 
 from __future__ import annotations
@@ -70,9 +72,10 @@ from galclust.pixels.mixing import rescale_from_sky
 from galclust.pixels.selection import select_pixels
 from galclust.pixels.smoothk import smoothed_shows
 from galclust.pixels.unmix import NULL_SIGMA, _best_fit, _null_drop, weighted_nmf
+from galclust.synth.mixtures import make_mixture_galaxy, mixture_sky
 
 __all__ = ["RULES", "fraction_rms", "identifiable", "mixture_table", "run_mixture_suite",
-           "score_labels"]
+           "score_labels", "suite_errors"]
 
 RULES: tuple[str, ...] = ("chi2", "unmix", "aic", "hysime", "silhouette", "gmm_bic",
                           "kmeans_true_k")
@@ -123,12 +126,14 @@ def score_labels(truth: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
     return float(ari), float(both.sum() / max(dom.sum(), 1))
 
 
-def identifiable(g: Any) -> bool:
+def identifiable(g: Any, *, errors: tuple[np.ndarray, float, bool] | None = None) -> bool:
     """Whether a suite galaxy's data show all its components (module docstring).
 
     Parameters
     ----------
     g : galclust.synth.MixtureGalaxy
+    errors : tuple, optional
+        :func:`suite_errors` of ``g`` (default: measured).
 
     Returns
     -------
@@ -142,7 +147,7 @@ def identifiable(g: Any) -> bool:
     k = int(g.n_components)
     if k < 2:
         return True
-    err, _, _, corr = rescale_from_sky(g.sci, g.err, g.sky, g.bands)
+    err, corr, _ = suite_errors(g) if errors is None else errors
     flux = g.sci[:, g.mask].T.astype(np.float64)
     e = err[:, g.mask].T.astype(np.float64)
     w = 1.0 / e**2
@@ -158,14 +163,49 @@ def identifiable(g: Any) -> bool:
                           correlation=corr)
 
 
-def _run(rule: str, g: Any) -> tuple[int, np.ndarray, np.ndarray | None]:
-    kw: dict[str, Any] = {"bands": g.bands, "sky": g.sky}
+def suite_errors(g: Any, *, seed: int = 0) -> tuple[np.ndarray, float, bool]:
+    """A suite galaxy's errors rescaled from empty sky, as the survey's pixel stage does.
+
+    From the stamp's own sky where it is large enough in every band; else (a
+    nested disc that fills its stamp) from the sky beside the stamp
+    (:func:`~galclust.synth.mixtures.mixture_sky`), as the pixel stage takes the
+    sky within :data:`~galclust.pixels.rows.SKY_MARGIN` around every stamp.
+
+    Parameters
+    ----------
+    g : galclust.synth.MixtureGalaxy
+    seed : int
+        Of the sky beside the stamp (the suite passes the galaxy's seed).
+
+    Returns
+    -------
+    err : ndarray, (band, y, x)
+    correlation : float
+        Pixels per independent noise sample, measured on that sky.
+    stamp_sky : bool
+        Whether the stamp's own sky was used.
+    """
+    err, _, ok, corr = rescale_from_sky(g.sci, g.err, g.sky, g.bands)
+    if ok:
+        return err, corr, True
+    sci, delivered = mixture_sky(g, seed=seed)
+    _, scale, _, corr = rescale_from_sky(sci, delivered, np.ones(sci.shape[1:], bool), g.bands)
+    return g.err * np.array([scale[b] for b in g.bands])[:, None, None], corr, False
+
+
+def _run(rule: str, g: Any, errors: tuple[np.ndarray, float, bool]
+         ) -> tuple[int, np.ndarray, np.ndarray | None]:
+    err, corr, stamp_sky = errors
+    # the stamp's sky is measured again by cluster_galaxy; a wider sky is given as such
+    kw: dict[str, Any] = ({"bands": g.bands, "sky": g.sky} if stamp_sky else
+                          {"bands": g.bands, "noise_correlation": corr})
+    err = g.err if stamp_sky else err
     if rule in ("chi2", "gmm_bic"):
-        r = cluster_galaxy(g.sci, g.err, g.mask, g.wavelength,
+        r = cluster_galaxy(g.sci, err, g.mask, g.wavelength,
                            method="gmm" if rule == "gmm_bic" else "kmeans", **kw)
         return r.n_clusters, r.labels, None
     if rule in ("unmix", "aic", "hysime"):
-        r = cluster_galaxy(g.sci, g.err, g.mask, g.wavelength,
+        r = cluster_galaxy(g.sci, err, g.mask, g.wavelength,
                            unmix="null" if rule == "unmix" else rule, **kw)
         return r.n_clusters, r.labels, r.fractions
     sel = select_pixels(g.sci, g.err, g.mask).mask
@@ -206,8 +246,6 @@ def run_mixture_suite(*, family: str = "default", n_components: Sequence[int] = 
         ``attrs["skipped"]`` says which galaxies could not be drawn (a layout of
         many components that the stamp cannot hold for that seed).
     """
-    from galclust.synth.mixtures import make_mixture_galaxy
-
     bad = [r for r in rules if r not in RULES]
     if bad:
         raise InputError(f"unknown rule(s) {bad}; valid: {', '.join(RULES)}.")
@@ -224,10 +262,11 @@ def run_mixture_suite(*, family: str = "default", n_components: Sequence[int] = 
                         skipped.append(str(exc))
                         continue
                     light = np.clip(g.sci.sum(axis=0), 0.0, None)
-                    shown = identifiable(g)
+                    errors = suite_errors(g, seed=int(seed))
+                    shown = identifiable(g, errors=errors)
                     snr_map = g.sci.sum(axis=0) / np.sqrt((g.err**2).sum(axis=0))
                     for rule in rules:
-                        k, labels, frac = _run(rule, g)
+                        k, labels, frac = _run(rule, g, errors)
                         ari, cov = score_labels(g.labels, labels)
                         rows.append({
                             "family": family, "layout": layout, "n_components": int(n),

@@ -69,6 +69,7 @@ from galclust.synth.mixtures import (
     MIXTURE_LAYOUTS,
     MixtureGalaxy,
     make_mixture_galaxy,
+    mixture_sky,
 )
 from galclust.synth.seds import FAMILIES, NIRCAM_BANDS, sed_fluxes
 from galclust.synth.survey import SyntheticSurvey, make_survey
@@ -106,6 +107,7 @@ __all__ = [
     "make_blend_scenes",
     "make_galaxy",
     "make_mixture_galaxy",
+    "mixture_sky",
     "make_survey",
     "score_clumps",
     "score_detection",

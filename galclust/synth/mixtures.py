@@ -68,7 +68,8 @@ from galclust.errors import InputError, check_choice
 from galclust.synth.profiles import moffat, sersic
 from galclust.synth.seds import NIRCAM_BANDS
 
-__all__ = ["MIXTURE_FAMILIES", "MIXTURE_LAYOUTS", "MixtureGalaxy", "make_mixture_galaxy"]
+__all__ = ["MIXTURE_FAMILIES", "MIXTURE_LAYOUTS", "MixtureGalaxy", "make_mixture_galaxy",
+           "mixture_sky"]
 
 #: Families and layouts understood by :func:`make_mixture_galaxy`.
 MIXTURE_FAMILIES: tuple[str, ...] = ("default", "heldout")
@@ -329,3 +330,33 @@ def make_mixture_galaxy(n_components: int, *, snr: float = 30.0, layout: str = "
                          fractions=frac * mask, seds=seds, labels=labels.astype(np.int64),
                          n_components=n, snr=float(snr), layout=layout, family=family,
                          psf=psf, err_scale=err_scale)
+
+
+def mixture_sky(g: MixtureGalaxy, *, size: int = 64, seed: int = 0
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Empty sky beside a galaxy's stamp: its noise, drawn as the galaxy's was.
+
+    A nested galaxy's disc can fill its stamp, leaving fewer empty-sky pixels
+    than the error rescaling needs; the survey's pixel stage then has the sky
+    within :data:`~galclust.pixels.rows.SKY_MARGIN` around the stamp. This is
+    that sky: the family's noise (white, or drizzle-like correlated) at the
+    galaxy's per-band level, with the same delivered error map.
+
+    Parameters
+    ----------
+    g : MixtureGalaxy
+    size : int
+        Side of the patch (px).
+    seed : int
+
+    Returns
+    -------
+    sci, err : ndarray, (band, size, size)
+    """
+    rng = np.random.default_rng([seed, int(size), int(g.n_components), int(round(g.snr)),
+                                 MIXTURE_LAYOUTS.index(g.layout),
+                                 MIXTURE_FAMILIES.index(g.family), 7])
+    delivered = g.err[:, 0, 0]
+    sci = _noise(rng, (delivered.size, int(size), int(size)), g.family) * (
+        delivered * g.err_scale)[:, None, None]
+    return sci, np.broadcast_to(delivered[:, None, None], sci.shape).copy()

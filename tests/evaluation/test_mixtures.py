@@ -24,7 +24,10 @@ from galclust.evaluation.mixtures import (
     identifiable,
     mixture_table,
     run_mixture_suite,
+    suite_errors,
 )
+from galclust.pixels.core import cluster_galaxy
+from galclust.pixels.mixing import rescale_from_sky
 from galclust.synth.mixtures import make_mixture_galaxy
 
 
@@ -105,3 +108,26 @@ def test_k_is_right_on_the_galaxies_whose_data_show_k(suite):
     assert shown["k_right"].mean() >= 0.9          # measured 0.909
     table = mixture_table(suite)
     assert {("k_right_shown", "unmix"), ("shown", "unmix")} <= set(table.columns)
+
+
+def test_a_disc_that_fills_its_stamp_has_its_errors_rescaled_from_the_sky_beside_it():
+    """Held-out nested single component at S/N 100: its disc leaves under 200 sky pixels in
+    the stamp, so the stamp's errors stay as delivered (0.71-0.87 of the true noise) and
+    the unmixing splits one SED into 5. The suite takes the sky beside the stamp, as the
+    pixel stage takes the sky around every stamp, and the component stays single."""
+    g = make_mixture_galaxy(1, snr=100, layout="nested", family="heldout", seed=183)
+    assert not rescale_from_sky(g.sci, g.err, g.sky, g.bands)[2]   # too little sky
+    err, corr, stamp_sky = suite_errors(g, seed=183)
+    assert not stamp_sky
+    np.testing.assert_allclose(err[:, 0, 0], g.err[:, 0, 0] * g.err_scale, rtol=0.1)
+    assert 4.0 < corr < 8.0                                          # 3 x 3 drizzle-like noise
+    wide = cluster_galaxy(g.sci, err, g.mask, g.wavelength, bands=g.bands,
+                          noise_correlation=corr, unmix="pixel")
+    stamp = cluster_galaxy(g.sci, g.err, g.mask, g.wavelength, bands=g.bands, sky=g.sky,
+                           unmix="pixel")
+    assert wide.n_clusters == 1 and stamp.n_clusters > 2
+    # a stamp with enough sky keeps its own
+    g2 = make_mixture_galaxy(1, snr=100, layout="overlapping", family="heldout", seed=183)
+    err2, corr2, own = suite_errors(g2, seed=183)
+    assert own
+    np.testing.assert_array_equal(err2, rescale_from_sky(g2.sci, g2.err, g2.sky, g2.bands)[0])
