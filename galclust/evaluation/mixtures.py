@@ -41,8 +41,9 @@ the same unweighted over pixels of band-summed S/N ≥ 10.
 ``identifiable``: whether the data show all the galaxy's components at all —
 the k-component fit started from the *true* SEDs lowers χ² below the best
 (k − 1)-component fit by more than the unmixing's null rule asks of a new
-component (its drop on the (k − 1) model plus simulated noise, plus
-``NULL_SIGMA`` standard deviations, widened by the sky's noise correlation),
+component (the upper tail, at ``NULL_SIGMA`` Gaussian standard deviations, of
+its drop on the (k − 1) model plus simulated noise, widened by the sky's noise
+correlation),
 pixel by pixel or on the stamp smoothed as the unmixing's second k test
 smooths it (:mod:`galclust.pixels.smoothk`).
 Where it does not, no rule that holds single components at k = 1 can be
@@ -71,7 +72,7 @@ from galclust.pixels.estimator import PixelClusterer
 from galclust.pixels.mixing import rescale_from_sky
 from galclust.pixels.selection import select_pixels
 from galclust.pixels.smoothk import smoothed_shows
-from galclust.pixels.unmix import NULL_SIGMA, _best_fit, _null_drop, weighted_nmf
+from galclust.pixels.unmix import NULL_SIGMA, _best_fit, _null_drop, needed_drop, weighted_nmf
 from galclust.synth.mixtures import make_mixture_galaxy, mixture_sky
 
 __all__ = ["RULES", "fraction_rms", "identifiable", "mixture_table", "run_mixture_suite",
@@ -157,7 +158,7 @@ def identifiable(g: Any, *, errors: tuple[np.ndarray, float, bool] | None = None
         fewer = min(fewer, _best_fit(flux, e, w, k - 1, start, 0, 0.0), key=lambda f: f[2])
     truth = weighted_nmf(flux, e, k, init=g.seds)
     null = _null_drop(fewer[0], fewer[1], e, 1)
-    if fewer[2] - truth[2] > null + NULL_SIGMA * np.sqrt(2.0 * null * max(corr, 1.0)):
+    if fewer[2] - truth[2] > needed_drop(null, corr, NULL_SIGMA):
         return True
     return smoothed_shows(g.sci.astype(np.float64), err.astype(np.float64), g.mask, g.seds,
                           correlation=corr)

@@ -19,7 +19,11 @@ noise of neighbouring smoothed pixels is correlated, so the drop on noise
 scatters more: for a sum of squared Gaussians whose correlation is that of
 white noise smoothed by ``sigma``, the variance is ``2 D0 A`` with ``A =
 2 pi sigma**2`` (the sum of the squared correlations), plus the sky's own
-correlation area. The margin is ``null_sigma sqrt(2 D0 A)``. The gain over
+correlation area. The margin is about ``null_sigma sqrt(2 D0 A)``: the drop on
+noise then has only ``D0 / A`` independent terms (about 25 at ``sigma`` = 2 px on a
+500-pixel galaxy) and a longer tail than a Gaussian's, so the margin is the
+upper tail of a scaled χ² of that mean and variance
+(:func:`~galclust.pixels.unmix.needed_drop`). The gain over
 the margin is then about ``sqrt(2 pi) sigma`` times the pixel-by-pixel
 test's for a component much larger than the kernel; a component not much
 larger than the kernel gains less, which is why the pixel-by-pixel test
@@ -62,6 +66,7 @@ from galclust.pixels.unmix import (
     _dof,
     _fits,
     _owning_fit,
+    needed_drop,
     weighted_nmf,
 )
 
@@ -109,7 +114,7 @@ def _sky_kernel(correlation: float) -> np.ndarray | None:
 
 def _needed(null: float, sigma: float, correlation: float, null_sigma: float) -> float:
     """The drop a new component must beat, for a mean drop ``null`` on noise."""
-    return null + null_sigma * np.sqrt(2.0 * null * _variance_area(sigma, correlation))
+    return needed_drop(null, _variance_area(sigma, correlation), null_sigma)
 
 
 def _beats_null(drop: float, sci_err: np.ndarray, pixels: np.ndarray, keep: np.ndarray,
