@@ -72,7 +72,7 @@ from galclust.pixels.estimator import PixelClusterer
 from galclust.pixels.mixing import rescale_from_sky
 from galclust.pixels.selection import select_pixels
 from galclust.pixels.smoothk import smoothed_shows
-from galclust.pixels.unmix import NULL_SIGMA, _best_fit, _null_drop, needed_drop, weighted_nmf
+from galclust.pixels.unmix import NULL_SIGMA, _fewer_fit, _null_drop, needed_drop, weighted_nmf
 from galclust.synth.mixtures import make_mixture_galaxy, mixture_sky
 
 __all__ = ["RULES", "fraction_rms", "identifiable", "mixture_table", "run_mixture_suite",
@@ -151,11 +151,7 @@ def identifiable(g: Any, *, errors: tuple[np.ndarray, float, bool] | None = None
     err, corr, _ = suite_errors(g) if errors is None else errors
     flux = g.sci[:, g.mask].T.astype(np.float64)
     e = err[:, g.mask].T.astype(np.float64)
-    w = 1.0 / e**2
-    fewer = _best_fit(flux, e, w, k - 1, None, 0, 0.0)
-    if k > 2:  # also from the best k - 2 fit plus its worst residuals, as unmix does
-        start = _best_fit(flux, e, w, k - 2, None, 0, 0.0)[:2]
-        fewer = min(fewer, _best_fit(flux, e, w, k - 1, start, 0, 0.0), key=lambda f: f[2])
+    fewer = _fewer_fit(flux, e, 1.0 / e**2, k)
     truth = weighted_nmf(flux, e, k, init=g.seds)
     null = _null_drop(fewer[0], fewer[1], e, 1)
     if fewer[2] - truth[2] > needed_drop(null, corr, NULL_SIGMA):

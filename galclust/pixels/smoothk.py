@@ -64,6 +64,7 @@ from galclust.pixels.unmix import (
     VOLUME,
     _best_fit,
     _dof,
+    _fewer_fit,
     _fits,
     _owning_fit,
     needed_drop,
@@ -187,11 +188,7 @@ def smoothed_shows(sci: np.ndarray, err: np.ndarray, pixels: np.ndarray, seds: n
         flux, e, keep = _smoothed_pixels(sci, err, pixels, sigma, correlation)
         if len(flux) < MIN_COMPONENT_PIXELS * k:
             continue
-        w = 1.0 / e**2
-        fewer = _best_fit(flux, e, w, k - 1, None, 0, 0.0)
-        if k > 2:
-            start = _best_fit(flux, e, w, k - 2, None, 0, 0.0)[:2]
-            fewer = min(fewer, _best_fit(flux, e, w, k - 1, start, 0, 0.0), key=lambda f: f[2])
+        fewer = _fewer_fit(flux, e, 1.0 / e**2, k)
         truth = weighted_nmf(flux, e, k, init=seds)
         if _beats_null(fewer[2] - truth[2], err, pixels, keep, fewer[0], fewer[1], e, sigma,
                        correlation, NULL_SIGMA, 1)[0]:

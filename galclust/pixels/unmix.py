@@ -332,6 +332,17 @@ def _best_fit(flux: np.ndarray, err: np.ndarray, w: np.ndarray, k: int,
     return min(_fits(flux, err, w, k, previous, seed, volume), key=lambda f: f[2])
 
 
+def _fewer_fit(flux: np.ndarray, err: np.ndarray, w: np.ndarray, k: int) -> _Fit:
+    """The best fit of ``k − 1`` components (from k-means and, for k > 2, from the best
+    ``k − 2`` fit plus its worst residuals, as :func:`unmix` reaches it): the model
+    ``k`` given SEDs must beat to show every component."""
+    fewer = _best_fit(flux, err, w, k - 1, None, 0, 0.0)
+    if k > 2:
+        start = _best_fit(flux, err, w, k - 2, None, 0, 0.0)[:2]
+        fewer = min(fewer, _best_fit(flux, err, w, k - 1, start, 0, 0.0), key=lambda f: f[2])
+    return fewer
+
+
 def _null_drop(a: np.ndarray, s: np.ndarray, err: np.ndarray, seed: int) -> float:
     """χ² drop from k to k + 1 components on the k-component model plus simulated noise."""
     rng = np.random.default_rng(seed)
