@@ -169,7 +169,8 @@ def cluster_galaxy(sci: Any, err: Any, mask: Any, wavelength: Any, *,
         Empty-sky pixels of the stamp (outside every segment). Each band's
         errors are first multiplied by the robust scatter of ``sci / err``
         there (``error_scale``; flag ``SKY_TOO_SMALL`` and factor 1 where
-        there is too little sky).
+        there is too little sky; with ``unmix``, also where there is too
+        little to measure the noise correlation, then taken as white).
     unmix : bool or {"null", "pixel", "aic", "bic", "hysime"}
         Also unmix the covered footprint into component fractions and SEDs
         (:mod:`galclust.pixels.unmix`); with ``n_clusters="auto"`` its number

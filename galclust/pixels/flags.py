@@ -51,7 +51,8 @@ FLAG_DESCRIPTIONS: dict[PixelFlag, str] = {
                      "2 min_pixels): set bin_snr (e.g. 5) to cluster the faint outskirts as "
                      "Voronoi bins, or lower snr_threshold",
     PixelFlag.SKY_TOO_SMALL: "too little empty sky around the galaxy to rescale some band's "
-                             "errors; they were used as given (widen the stamp margin)",
+                             "errors (used as given), or, when unmixing, to measure the noise "
+                             "correlation (taken as white): widen the stamp margin",
     PixelFlag.PSF_UNMATCHED: "the bands are not PSF-matched (the manifest gives no psf and does "
                              "not declare psf_matched): colour gradients may be PSF artefacts",
 }

@@ -80,7 +80,9 @@ def rescale_from_sky(sci: np.ndarray, err: np.ndarray, sky: np.ndarray | None,
     scale : dict of str to float
         The factor applied to each band (1.0 where the sky was too small).
     reliable : bool
-        False when some band had too little sky to measure (its factor is 1).
+        False when some band had too little sky to measure (its factor is 1),
+        or, with ``correlation``, no band had enough to measure the noise
+        correlation (then taken as 1: white noise).
     correlation : float
         How many pixels' worth of noise are correlated: ``(1 + alpha
         log10 25)**2`` for the median over bands of the correlated-noise
@@ -101,7 +103,9 @@ def rescale_from_sky(sci: np.ndarray, err: np.ndarray, sky: np.ndarray | None,
     alpha = np.asarray(corr.alpha, dtype=float)[np.asarray(corr.reliable, dtype=bool)]
     factor = (1.0 + float(np.median(alpha)) * np.log10(CORRELATION_AREA)) ** 2 \
         if alpha.size else 1.0
-    return out, scale_of, bool(np.all(res.reliable)), max(factor, 1.0)
+    # the unmixing's k test takes unmeasured noise as white: say so (drizzled noise
+    # then splits single components)
+    return out, scale_of, bool(np.all(res.reliable) and alpha.size), max(factor, 1.0)
 
 
 @dataclass(frozen=True)

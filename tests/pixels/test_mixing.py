@@ -8,6 +8,7 @@ import pytest
 
 from galclust.errors import InputError
 from galclust.pixels import PixelFlag, cluster_galaxy
+from galclust.pixels.mixing import rescale_from_sky
 from galclust.pixels.survey import decode_fractions, decode_labels, pixel_tables
 from galclust.synth.mixtures import make_mixture_galaxy
 
@@ -142,3 +143,18 @@ def test_degenerate_galaxies_are_flagged_rows_without_fractions(case):
         res = cluster_galaxy(sci, g.err, mask, g.wavelength, sky=g.sky, unmix=True)
     assert res.fractions is None and res.components is None
     assert res.flags & (PixelFlag.NO_PIXELS | PixelFlag.TOO_FEW_PIXELS)
+
+
+def test_sky_too_small_for_the_noise_correlation_is_flagged_when_unmixing():
+    """Held-out nested single (drizzle-like noise): its stamp's 263 sky pixels give every
+    band's scale but too few 3 x 3 boxes for the correlation, which the unmixing's k test
+    then takes as white. Said by SKY_TOO_SMALL, and only when unmixing."""
+    g = make_mixture_galaxy(1, snr=100, layout="nested", family="heldout", seed=198)
+    assert rescale_from_sky(g.sci, g.err, g.sky, g.bands, correlation=False)[2]
+    _, _, ok, corr = rescale_from_sky(g.sci, g.err, g.sky, g.bands)
+    assert not ok and corr == 1.0
+    plain = cluster_galaxy(g.sci, g.err, g.mask, g.wavelength, bands=g.bands, sky=g.sky)
+    assert not plain.flags & PixelFlag.SKY_TOO_SMALL
+    un = cluster_galaxy(g.sci, g.err, g.mask, g.wavelength, bands=g.bands, sky=g.sky,
+                        unmix="pixel")
+    assert un.flags & PixelFlag.SKY_TOO_SMALL
