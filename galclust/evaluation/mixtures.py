@@ -70,9 +70,10 @@ from galclust.errors import InputError
 from galclust.pixels.core import cluster_galaxy
 from galclust.pixels.estimator import PixelClusterer
 from galclust.pixels.mixing import rescale_from_sky
+from galclust.pixels.nmf import _fewer_fit, weighted_nmf
 from galclust.pixels.selection import select_pixels
 from galclust.pixels.smoothk import smoothed_shows
-from galclust.pixels.unmix import NULL_SIGMA, _fewer_fit, _null_drop, needed_drop, weighted_nmf
+from galclust.pixels.unmix import NULL_SIGMA, _null_drop, needed_drop
 from galclust.synth.mixtures import make_mixture_galaxy, mixture_sky
 
 __all__ = ["RULES", "fraction_rms", "identifiable", "mixture_table", "run_mixture_suite",
@@ -164,9 +165,10 @@ def suite_errors(g: Any, *, seed: int = 0) -> tuple[np.ndarray, float, bool]:
     """A suite galaxy's errors rescaled from empty sky, as the survey's pixel stage does.
 
     From the stamp's own sky where it is large enough to measure every band's
-    scale and the noise correlation; else (a nested disc that fills its stamp) from the sky beside the stamp
-    (:func:`~galclust.synth.mixtures.mixture_sky`), as the pixel stage takes the
-    sky within :data:`~galclust.pixels.rows.SKY_MARGIN` around every stamp.
+    scale and the noise correlation; else (a nested disc that fills its stamp)
+    from the sky beside the stamp (:func:`~galclust.synth.mixtures.mixture_sky`),
+    as the pixel stage takes the sky within
+    :data:`~galclust.pixels.rows.SKY_MARGIN` around every stamp.
 
     Parameters
     ----------

@@ -40,16 +40,9 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from galclust.pixels.nmf import _chi2, _nnls_abundances
 from galclust.pixels.profilefit import profile_seds
-from galclust.pixels.unmix import (
-    MIN_COMPONENT_PIXELS,
-    Unmixing,
-    _chi2,
-    _dof,
-    _nnls_abundances,
-    _result,
-    unmix,
-)
+from galclust.pixels.unmix import MIN_COMPONENT_PIXELS, Unmixing, _dof, _result, unmix
 
 __all__ = ["ABUNDANCE_LADDER", "SED_SIGMA", "SED_SNR", "pool_unmixing", "smooth_cube"]
 

@@ -56,19 +56,16 @@ import functools
 import numpy as np
 from scipy import ndimage
 
+from galclust.pixels.nmf import _best_fit, _fewer_fit, _fits, weighted_nmf
 from galclust.pixels.pooling import smooth_cube
 from galclust.pixels.skynoise import CORRELATION_AREA
 from galclust.pixels.unmix import (
     MIN_COMPONENT_PIXELS,
     NULL_SIGMA,
     VOLUME,
-    _best_fit,
     _dof,
-    _fewer_fit,
-    _fits,
     _owning_fit,
     needed_drop,
-    weighted_nmf,
 )
 
 __all__ = ["K_SIGMAS", "smoothed_k", "smoothed_shows"]

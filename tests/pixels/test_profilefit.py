@@ -10,6 +10,7 @@ import pytest
 from galclust.pixels.profilefit import profile_seds, sersic_profiles
 
 unmix_module = importlib.import_module("galclust.pixels.unmix")
+nmf_module = importlib.import_module("galclust.pixels.nmf")
 
 SEDS = np.array([[0.10, 0.15, 0.20, 0.25, 0.30], [0.30, 0.25, 0.20, 0.15, 0.10]])
 
@@ -72,7 +73,7 @@ def test_profile_seds_place_the_seds_the_narrowest_cone_mixes():
     # against 878 for 880 values: the rest is the noise's, not the optimiser's)
     np.testing.assert_allclose(placed, np.eye(2), atol=0.06)
     # the fractions they give beat the narrowest cone's
-    frac = unmix_module._nnls_abundances(flux, 1 / err**2, seds)
+    frac = nmf_module._nnls_abundances(flux, 1 / err**2, seds)
     frac /= frac.sum(axis=1, keepdims=True)
     # over the pixels of band-summed S/N >= 10, where a pixel's own noise does not rule
     snr = flux.sum(axis=1) / np.sqrt((err**2).sum(axis=1))

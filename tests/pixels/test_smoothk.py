@@ -19,6 +19,7 @@ from galclust.pixels.pooling import smooth_cube
 from galclust.pixels.smoothk import K_SIGMAS, _variance_area, smoothed_k
 
 unmix_module = importlib.import_module("galclust.pixels.unmix")
+nmf_module = importlib.import_module("galclust.pixels.nmf")
 
 
 def _stamp(two: bool, snr: float, seed: int, nb: int = 5, size: int = 48
@@ -91,14 +92,14 @@ def test_the_margin_does_not_understate_the_scatter_of_the_drop_on_noise():
         sm, sm_err = smooth_cube(sci, err, pixels, sigma)
         flux, e = sm[:, pixels].T, sm_err[:, pixels].T
         w = 1.0 / e**2
-        a, s, _ = unmix_module._best_fit(flux, e, w, 2, None, 0, 0.0)
+        a, s, _ = nmf_module._best_fit(flux, e, w, 2, None, 0, 0.0)
         drops = []
         rng = np.random.default_rng(1)
         for t in range(12):
             noise, _ = smooth_cube(rng.normal(size=sci.shape) * err, err, pixels, sigma)
             sim = a @ s + noise[:, pixels].T
-            base = unmix_module._best_fit(sim, e, w, 2, None, t, 0.0)
-            more = unmix_module._best_fit(sim, e, w, 3, base[:2], t, 0.0)
+            base = nmf_module._best_fit(sim, e, w, 2, None, t, 0.0)
+            more = nmf_module._best_fit(sim, e, w, 3, base[:2], t, 0.0)
             drops.append(base[2] - more[2])
         drops = np.asarray(drops)
         area = np.var(drops, ddof=1) / (2.0 * drops.mean())

@@ -14,6 +14,8 @@ from galclust.pixels.mixing import rescale_from_sky
 from galclust.pixels.unmix import hysime, unmix, weighted_nmf
 from galclust.synth.mixtures import make_mixture_galaxy
 
+nmf = importlib.import_module("galclust.pixels.nmf")
+
 TWO = np.array([[0.1, 0.2, 0.3, 0.4], [0.4, 0.3, 0.2, 0.1]])
 
 
@@ -164,8 +166,8 @@ def test_a_component_owns_pixels_in_its_tightest_cone_not_only_in_the_plain_fit(
     # second-component light is then at most a quarter of it, and χ² does not change
     far = seeds[1] + 3.0 * (seeds[1] - seeds[0])
     wide = np.vstack([seeds[0], far])
-    a_wide = u._nnls_abundances(flux, w, wide)
-    chi_wide = u._chi2(flux, w, a_wide, wide)
+    a_wide = nmf._nnls_abundances(flux, w, wide)
+    chi_wide = nmf._chi2(flux, w, a_wide, wide)
     assert chi_wide == pytest.approx(chi, rel=0.01)
     assert np.bincount(a_wide.argmax(axis=1), minlength=2).min() == 0
     dof = u._dof(*flux.shape, 2)
@@ -186,8 +188,8 @@ def test_unmix_keeps_a_component_the_plain_fit_puts_outside_the_data():
     err, _, _, corr = rescale_from_sky(g.sci, g.err, g.sky, g.bands)
     flux, e = g.sci[:, g.mask].T, err[:, g.mask].T
     w = 1.0 / e**2
-    a1, s1, _ = u._best_fit(flux, e, w, 1, None, 0, 0.0)
-    a2, _, _ = u._best_fit(flux, e, w, 2, (a1, s1), 0, 0.0)
+    a1, s1, _ = nmf._best_fit(flux, e, w, 1, None, 0, 0.0)
+    a2, _, _ = nmf._best_fit(flux, e, w, 2, (a1, s1), 0, 0.0)
     assert np.bincount(a2.argmax(axis=1), minlength=2).min() < u.MIN_COMPONENT_PIXELS
     assert unmix(flux, e, correlation=corr).n_components == 2
     # through the pixel stage: two components, labelled as the truth where one dominates
@@ -223,7 +225,7 @@ def test_the_k_test_asks_a_fit_whose_every_component_owns_pixels_not_only_the_be
     # fits from other starts split the noise and do not beat the null
     one, err1, _, _ = _mixture(seeds=seeds[:1], noise=0.01, seed=11)
     one[7] = [0.0, 0.0, 5.0, 0.0]
-    fits = u._fits(one, err1, 1.0 / err1**2, 2, weighted_nmf(one, err1, 1)[:2], 0, 0.0)
+    fits = nmf._fits(one, err1, 1.0 / err1**2, 2, weighted_nmf(one, err1, 1)[:2], 0, 0.0)
     assert not u._owns(one, err1, *min(fits, key=lambda f: f[2]), dof, u.VOLUME)
     assert unmix(one, err1).n_components == 1
 
@@ -239,8 +241,8 @@ def test_unmix_finds_a_component_whose_best_fit_leaves_it_no_pixels():
     err, _, _, corr = rescale_from_sky(g.sci, g.err, g.sky, g.bands)
     flux, e = g.sci[:, g.mask].T, err[:, g.mask].T
     w = 1.0 / e**2
-    three = u._best_fit(flux, e, w, 3, u._best_fit(flux, e, w, 2, None, 0, 0.0)[:2], 0, 0.0)
-    best = u._best_fit(flux, e, w, 4, three[:2], 0, 0.0)
+    three = nmf._best_fit(flux, e, w, 3, nmf._best_fit(flux, e, w, 2, None, 0, 0.0)[:2], 0, 0.0)
+    best = nmf._best_fit(flux, e, w, 4, three[:2], 0, 0.0)
     assert not u._owns(flux, e, *best, u._dof(*flux.shape, 4), u.VOLUME)
     assert unmix(flux, e, correlation=corr).n_components == 4
     # through the pixel stage: four components, labelled as the truth where one dominates
