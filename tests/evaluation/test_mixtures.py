@@ -5,7 +5,7 @@ set on ``family="default"`` seeds 0-2; ``"heldout"`` was never tuned on).
 The bounds are what the suite supports. Issue #11's k target (right for >= 90 %
 of overlapping galaxies) is not met: a tenth to a third of them do not show
 all their components even on the smoothed stamp (``identifiable``), and k is
-held at 0.9 over those that do.
+held at 0.9 over those that do (0.95-0.98 on fresh seeds).
 Its fraction target (<= 0.1 RMS) is held on overlapping and separated layouts
 here; see the module docstrings of :mod:`galclust.pixels.unmix`,
 :mod:`galclust.pixels.pooling` and :mod:`galclust.pixels.profilefit` and the
@@ -45,7 +45,8 @@ def test_unmixing_finds_k_more_often_than_the_chi2_rule(suite):
     multi = suite[suite["n_components"] >= 2]
     for family, runs in multi.groupby("family"):
         assert _k(runs, "unmix") >= 0.55, family
-    # measured 0.63-0.85 against 0.44 on 27 multi-component galaxies per family (0.65-0.78
+    # measured 0.67-0.89 against 0.44 on 27 multi-component galaxies per family (0.63-0.85
+    # before the k test asked owning fits and took the drop's tail as a scaled χ²; 0.65-0.78
     # before the smoothed-stamp k test)
     assert _k(multi, "unmix") >= _k(multi, "chi2") + 0.1
     hard = multi[multi["n_components"] >= 3]
@@ -104,8 +105,8 @@ def test_identifiable_needs_the_data_to_show_every_component():
 def test_k_is_right_on_the_galaxies_whose_data_show_k(suite):
     multi = suite[(suite["n_components"] >= 2) & (suite["rule"] == "unmix")]
     shown = multi[multi["identifiable"]]
-    assert 0.3 <= len(shown) / len(multi) <= 0.9   # the suite holds both kinds (0.815)
-    assert shown["k_right"].mean() >= 0.9          # measured 0.909
+    assert 0.3 <= len(shown) / len(multi) <= 0.9   # the suite holds both kinds (0.796)
+    assert shown["k_right"].mean() >= 0.9          # measured 0.977 (0.909 at stop 28)
     table = mixture_table(suite)
     assert {("k_right_shown", "unmix"), ("shown", "unmix")} <= set(table.columns)
 
