@@ -52,6 +52,7 @@ must dominate :data:`~galclust.pixels.unmix.MIN_COMPONENT_PIXELS` pixels.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 import numpy as np
 from scipy import ndimage
@@ -63,8 +64,8 @@ from galclust.pixels.unmix import (
     MIN_COMPONENT_PIXELS,
     NULL_SIGMA,
     VOLUME,
+    _accepted_fit,
     _dof,
-    _owning_fit,
     needed_drop,
 )
 
@@ -147,6 +148,23 @@ def _beats_null(drop: float, sci_err: np.ndarray, pixels: np.ndarray, keep: np.n
         if drop <= need:
             return False, need
     return True, need
+
+
+class _Null:
+    """Whether a χ² drop beats :func:`_beats_null`'s margin. The draws are made on the
+    first call (the largest drop :func:`~galclust.pixels.unmix._accepted_fit` asks) and
+    their needed drop reused when every draw was made (else the answer was no)."""
+
+    def __init__(self, test: Callable[[float], tuple[bool, float]]) -> None:
+        self._test = test
+        self._full = False
+        self.need = float("nan")
+
+    def __call__(self, drop: float) -> bool:
+        if self._full:
+            return drop > self.need
+        self._full, self.need = self._test(drop)
+        return self._full
 
 
 def _smoothed_pixels(sci: np.ndarray, err: np.ndarray, pixels: np.ndarray, sigma: float,
@@ -250,16 +268,15 @@ def smoothed_k(sci: np.ndarray, err: np.ndarray, pixels: np.ndarray, k: int,
         tried = drops.setdefault(float(sigma), [])
         while k < k_max:
             fits = _fits(flux, e, w, k + 1, (a, s), random_state, 0.0)
-            # ownership first: it is cheaper than the null's draws, and both must hold
-            owned = _owning_fit(flux, e, fits, random_state, _dof(n, nb, k + 1), VOLUME)
-            if owned is None:
-                tried += [float(chi - min(f[2] for f in fits)), float("nan")]
+            beats = _Null(functools.partial(
+                _beats_null, sci_err=err, pixels=pixels, keep=keep, a=a, s=s, err=e,
+                sigma=sigma, correlation=correlation, null_sigma=null_sigma,
+                seed=random_state + k))
+            fit, drop, owned = _accepted_fit(flux, e, fits, chi, random_state,
+                                             _dof(n, nb, k + 1), VOLUME, beats)
+            tried += [float(drop), beats.need if owned else float("nan")]
+            if fit is None:
                 break
-            beats, need = _beats_null(chi - owned[2], err, pixels, keep, a, s, e, sigma,
-                                      correlation, null_sigma, random_state + k)
-            tried += [float(chi - owned[2]), float(need)]
-            if not beats:
-                break
-            (a, s, chi), k = owned, k + 1
+            (a, s, chi), k = fit, k + 1
             seds = s
     return k, seds, drops

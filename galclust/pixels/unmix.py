@@ -53,7 +53,7 @@ show every component (k right 0.84 → 1.00 of them on seeds 136–141).
 Failing both, the fits of k + 1 from the other start and from
 :data:`OWNING_STARTS` more k-means starts are asked, lowest χ² first, and the
 χ² drop the null rule tests is that of the first whose components all own
-pixels (:func:`_owning_fit`): the start from the worst residuals can end a
+pixels (:func:`_accepted_fit`): the start from the worst residuals can end a
 few tens of χ² below the fits that split the galaxy's colours, with a
 component that explains scattered residual light and dominates no pixel.
 On the default family's overlapping galaxies that showed every component,
@@ -66,6 +66,8 @@ Fisher matrix of ``S`` with ``A`` fixed, per band.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -206,28 +208,55 @@ def _owns(flux: np.ndarray, err: np.ndarray, a: np.ndarray, s: np.ndarray, chi2:
 OWNING_STARTS = 3
 
 
-def _owning_fit(flux: np.ndarray, err: np.ndarray, fits: list[_Fit], seed: int, dof: int,
-                volume: float) -> _Fit | None:
-    """The lowest-χ² of ``fits`` (:func:`_fits`) every component of which owns pixels
-    (:func:`_owns`), or None.
+class _Margin:
+    """``drop > needed drop``, the needed drop (the null's draws) made on the first call."""
 
-    If a component of the best fit owns too few pixels, the other start's fit and
-    :data:`OWNING_STARTS` more k-means starts are asked, lowest χ² first. A non-negative
-    factorisation has many local optima of about the same χ²: the start from the worst
-    residuals can end with a component that explains scattered residual light at a χ²
-    a few tens below fits that split the galaxy's colours, while a hot pixel or a spike
-    is fitted well only by a component of its own. The k test asks its χ² drop of the
-    fit returned (never more than the best fit's drop).
+    def __init__(self, make: Callable[[], float]) -> None:
+        self._make = make
+        self.need: float | None = None
+
+    def __call__(self, drop: float) -> bool:
+        if self.need is None:
+            self.need = self._make()
+        return drop > self.need
+
+
+def _accepted_fit(flux: np.ndarray, err: np.ndarray, fits: list[_Fit], chi: float, seed: int,
+                  dof: int, volume: float, beats: Callable[[float], bool]
+                  ) -> tuple[_Fit | None, float, bool]:
+    """The k + 1 fit the k test accepts over a k-fit of χ² ``chi``, or None.
+
+    A fit is accepted when every one of its components owns pixels (:func:`_owns`)
+    and its χ² drop ``beats`` the null. The best of ``fits`` (:func:`_fits`) is asked
+    first. If a component of it owns too few pixels, the other start's fit and
+    :data:`OWNING_STARTS` more k-means starts are asked, lowest χ² first, and the drop
+    tested is that of the first whose components all own pixels. A non-negative
+    factorisation has many local optima of about the same χ²: the start from the
+    worst residuals can end with a component that explains scattered residual light
+    at a χ² a few tens below fits that split the galaxy's colours, while a hot pixel
+    or a spike is fitted well only by a component of its own. That search runs only
+    when the best fit's drop beats the null (no other fit's drop is larger), so it
+    changes no answer where it cannot.
+
+    Returns
+    -------
+    fit : tuple or None
+    drop : float
+        The χ² drop last tested.
+    owned : bool
+        Whether some fit's components all owned pixels.
     """
     best = min(fits, key=lambda f: f[2])
     if _owns(flux, err, *best, dof, volume):
-        return best
+        return (best if beats(chi - best[2]) else None), chi - best[2], True
+    if not beats(chi - best[2]):
+        return None, chi - best[2], False
     k = best[1].shape[0]
     more = [weighted_nmf(flux, err, k, random_state=seed + i) for i in range(1, OWNING_STARTS + 1)]
     for fit in sorted([f for f in fits if f is not best] + more, key=lambda f: f[2]):
         if _owns(flux, err, *fit, dof, volume):
-            return fit
-    return None
+            return (fit if beats(chi - fit[2]) else None), chi - fit[2], True
+    return None, chi - best[2], False
 
 
 def _sed_errors(a: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -345,9 +374,9 @@ def unmix(flux: Any, err: Any, *, n_components: Any = "auto", k_range: tuple[int
         dof = _dof(n, nb, k + 1)
         fits = _fits(flux, err, w, k + 1, (a, s), random_state, 0.0)
         scores[k + 1] = min(f[2] for f in fits) / dof
-        # a fit whose every component owns pixels, then its drop against the null
-        owned = _owning_fit(flux, err, fits, random_state, dof, volume)
-        if owned is None or chi - owned[2] <= needed(a, s, k):
+        beats = _Margin(functools.partial(needed, a, s, k))
+        fit = _accepted_fit(flux, err, fits, chi, random_state, dof, volume, beats)[0]
+        if fit is None:
             break
-        (a, s, chi), k = owned, k + 1
+        (a, s, chi), k = fit, k + 1
     return final(k, penalty, scores, s)

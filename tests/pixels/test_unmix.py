@@ -185,19 +185,28 @@ def test_unmix_keeps_a_component_the_plain_fit_puts_outside_the_data():
     has it dominate 55. Before ownership was asked of the tightest cone, k was 1."""
     u = importlib.import_module("galclust.pixels.unmix")
     g = make_mixture_galaxy(2, snr=30, layout="overlapping", family="heldout", seed=140)
-    err, _, _, corr = rescale_from_sky(g.sci, g.err, g.sky, g.bands)
-    flux, e = g.sci[:, g.mask].T, err[:, g.mask].T
-    w = 1.0 / e**2
+    flux, e, w, corr = _suite_pixels(g)
     a1, s1, _ = nmf._best_fit(flux, e, w, 1, None, 0, 0.0)
     a2, _, _ = nmf._best_fit(flux, e, w, 2, (a1, s1), 0, 0.0)
     assert np.bincount(a2.argmax(axis=1), minlength=2).min() < u.MIN_COMPONENT_PIXELS
     assert unmix(flux, e, correlation=corr).n_components == 2
-    # through the pixel stage: two components, labelled as the truth where one dominates
+    _pixel_stage_labels_like_the_truth(g, 2, min_coverage=0.5)
+
+
+def _suite_pixels(g):
+    """A suite galaxy's footprint pixels, sky-rescaled errors, weights and correlation."""
+    err, _, _, corr = rescale_from_sky(g.sci, g.err, g.sky, g.bands)
+    flux, e = g.sci[:, g.mask].T, err[:, g.mask].T
+    return flux, e, 1.0 / e**2, corr
+
+
+def _pixel_stage_labels_like_the_truth(g, k, min_coverage):
+    """Through the pixel stage: k components, labelled as the truth where one dominates."""
     r = cluster_galaxy(g.sci, g.err, g.mask, g.wavelength, bands=g.bands, sky=g.sky,
                        unmix="null")
-    assert r.n_clusters == 2
+    assert r.n_clusters == k
     ari, coverage = score_labels(g.labels, r.labels)
-    assert ari > 0.9 and coverage > 0.5
+    assert ari > 0.9 and coverage > min_coverage
 
 
 def test_the_k_test_asks_a_fit_whose_every_component_owns_pixels_not_only_the_best():
@@ -215,12 +224,24 @@ def test_the_k_test_asks_a_fit_whose_every_component_owns_pixels_not_only_the_be
     spike_a[3, 1] = 4.0
     spike = (spike_a, np.vstack([seeds.mean(axis=0), [0.0, 0.0, 1.0, 0.0]]), 0.5 * real[2])
     assert not u._owns(flux, err, *spike, dof, u.VOLUME)
-    got = u._owning_fit(flux, err, [spike, real], 0, dof, u.VOLUME)
-    assert got[2] == pytest.approx(real[2], rel=1e-4)  # the real fit (or a start's equal)
+    chi1 = weighted_nmf(flux, err, 1)[2]
+    asked = []
+
+    def beats(drop):
+        asked.append(drop)
+        return drop > 0.0
+
+    got, drop, owned = u._accepted_fit(flux, err, [spike, real], chi1, 0, dof, u.VOLUME, beats)
+    assert owned and got[2] == pytest.approx(real[2], rel=1e-4)  # the real fit (or its equal)
     np.testing.assert_allclose(got[1][np.argsort(got[1][:, 0])], seeds, atol=0.01)
     assert np.bincount(got[0].argmax(axis=1), minlength=2).min() >= 200
+    # the best fit's drop is asked first, then the owning fit's (never larger)
+    assert asked == [chi1 - spike[2], drop] and drop == pytest.approx(chi1 - real[2])
+    # no search when the best fit's drop does not beat the null: no other's can
+    assert u._accepted_fit(flux, err, [spike, real], chi1, 0, dof, u.VOLUME,
+                           lambda d: False)[:3:2] == (None, False)
     # the real two-component fit owns pixels: it is returned as it is, when best
-    assert u._owning_fit(flux, err, [real], 0, dof, u.VOLUME) is real
+    assert u._accepted_fit(flux, err, [real], chi1, 0, dof, u.VOLUME, beats)[0] is real
     # one colour plus a hot pixel: the fit that takes the hot pixel owns one; the owning
     # fits from other starts split the noise and do not beat the null
     one, err1, _, _ = _mixture(seeds=seeds[:1], noise=0.01, seed=11)
@@ -238,16 +259,9 @@ def test_unmix_finds_a_component_whose_best_fit_leaves_it_no_pixels():
     asked, k was 3."""
     u = importlib.import_module("galclust.pixels.unmix")
     g = make_mixture_galaxy(4, snr=100, layout="overlapping", family="default", seed=137)
-    err, _, _, corr = rescale_from_sky(g.sci, g.err, g.sky, g.bands)
-    flux, e = g.sci[:, g.mask].T, err[:, g.mask].T
-    w = 1.0 / e**2
+    flux, e, w, corr = _suite_pixels(g)
     three = nmf._best_fit(flux, e, w, 3, nmf._best_fit(flux, e, w, 2, None, 0, 0.0)[:2], 0, 0.0)
     best = nmf._best_fit(flux, e, w, 4, three[:2], 0, 0.0)
     assert not u._owns(flux, e, *best, u._dof(*flux.shape, 4), u.VOLUME)
     assert unmix(flux, e, correlation=corr).n_components == 4
-    # through the pixel stage: four components, labelled as the truth where one dominates
-    r = cluster_galaxy(g.sci, g.err, g.mask, g.wavelength, bands=g.bands, sky=g.sky,
-                       unmix="null")
-    assert r.n_clusters == 4
-    ari, coverage = score_labels(g.labels, r.labels)
-    assert ari > 0.9 and coverage > 0.4
+    _pixel_stage_labels_like_the_truth(g, 4, min_coverage=0.4)
