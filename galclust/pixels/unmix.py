@@ -204,7 +204,7 @@ def _owns(flux: np.ndarray, err: np.ndarray, a: np.ndarray, s: np.ndarray, chi2:
 
 
 #: k-means starts (seeds after the unmixing's own) also fitted when the best k + 1 fit
-#: has a component that owns too few pixels (:func:`_owning_fit`).
+#: has a component that owns too few pixels (:func:`_accepted_fit`).
 OWNING_STARTS = 3
 
 
